@@ -1,0 +1,68 @@
+# imagegate — every target bootstraps what it needs on a fresh machine (.venv, pip deps,
+# and, for the Docker suites, a Docker Engine: installed and started when none answers).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest
+IMAGEGATE := $(BIN)/imagegate
+PUSH ?=
+GATE_ARGS ?=
+
+.PHONY: help venv engine engine-down base build lock test test-unit test-image test-stack gate bench lint-py prune clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[app,dev]'
+	touch $@
+
+venv: $(STAMP) ## create .venv and install the harness, the app's deps and dev tools
+
+engine: $(STAMP) ## make sure a Docker Engine answers (installs docker.io and starts dockerd if needed)
+	$(IMAGEGATE) engine up
+
+engine-down: $(STAMP) ## stop the dockerd that `make engine` started (and only that one)
+	$(IMAGEGATE) engine down
+
+base: engine ## make the local base images (Python runtime, Redis) from Debian packages
+	$(IMAGEGATE) base
+
+build: base ## build the app image hermetically and tag imagegate/app:local
+	$(IMAGEGATE) build
+
+lock: $(STAMP) ## re-lock the app's runtime deps (universal, hashed) for the image
+	$(BIN)/uv pip compile -q --universal --generate-hashes --python-version 3.11 requirements.in -o requirements.lock
+	$(BIN)/uv pip compile -q --universal --generate-hashes --python-version 3.11 requirements-bootstrap.in -o requirements-bootstrap.lock
+
+test: test-unit test-image test-stack ## all three suites: unit, image, stack
+
+test-unit: $(STAMP) ## app tests and Dockerfile lint; no Docker needed
+	$(PYTEST) tests_unit
+
+test-image: base ## build the image once, then metadata, policy, testinfra, size and health checks
+	$(PYTEST) tests_image
+
+test-stack: base ## bring up the compose stack (web + redis): HTTP, env handling, faults, load
+	$(PYTEST) tests_stack
+
+gate: base ## the CI gate: lint -> build -> image -> stack -> push (PUSH=host:port/repo:tag)
+	$(IMAGEGATE) gate $(if $(PUSH),--push $(PUSH)) $(GATE_ARGS)
+
+bench: base ## benchmarks against the seed recipe; writes bench/RESULTS.md
+	$(BIN)/python bench/run.py
+
+lint-py: $(STAMP) ## ruff and mypy on the harness
+	$(BIN)/ruff check imagegate app tests_unit tests_image tests_stack bench
+	$(BIN)/mypy
+
+prune: $(STAMP) ## remove leftovers of dead runs and the images the harness labelled
+	$(IMAGEGATE) prune --images
+
+clean: ## remove the venv, caches and build outputs (images stay; see `make prune`)
+	rm -rf $(VENV) .wheels .imagegate-out .pytest_cache .mypy_cache .ruff_cache

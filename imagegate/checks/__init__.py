@@ -1,0 +1,1 @@
+"""Generic checks any gated project gets; the plugin collects them."""
