@@ -1,0 +1,241 @@
+"""Find or start a Docker Engine, hand out SDK clients, label what we create and clean it up.
+
+A fresh Debian machine has the docker CLI but no engine: :func:`ensure_engine` installs Debian's
+``docker.io`` (as root) and starts ``dockerd`` itself, recording its PID so :func:`stop_engine`
+stops that daemon and only that one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import EngineUnavailable
+from .proc import WaitTimeout, run, wait_until
+
+#: Every container, network and volume the harness creates carries this label.
+SESSION_LABEL = "imagegate.session"
+#: The PID of the process that owns a session; lets a sweep tell dead sessions from live ones.
+PID_LABEL = "imagegate.pid"
+#: Images the harness makes (bases, app builds) carry this label so a prune can find them.
+IMAGE_LABEL = "imagegate.managed"
+
+STATE_DIR = Path(os.environ.get("IMAGEGATE_STATE_DIR", Path.home() / ".cache" / "imagegate"))
+PIDFILE = STATE_DIR / "dockerd.pid"
+DOCKERD_LOG = STATE_DIR / "dockerd.log"
+
+
+def new_session_id() -> str:
+    """A short unique id for one test run or gate; names compose projects and labels objects."""
+    return f"ig{uuid.uuid4().hex[:10]}"
+
+
+def session_labels(session: str) -> dict[str, str]:
+    """The labels every object of ``session`` carries."""
+    return {SESSION_LABEL: session, PID_LABEL: f"{socket.gethostname()}:{os.getpid()}"}
+
+
+def client(timeout: int = 120) -> Any:
+    """A docker SDK client for the engine the environment points at, or :class:`EngineUnavailable`."""
+    import docker  # imported here: the unit suite and `--help` must not need it loaded
+
+    try:
+        cli = docker.from_env(timeout=timeout)
+        cli.ping()
+        return cli
+    except Exception as exc:
+        raise EngineUnavailable(
+            f"no Docker Engine answers ({_short(exc)}); run `imagegate engine up` or `make engine`"
+        ) from None
+
+
+def engine_answers() -> bool:
+    """True when ``docker info`` succeeds against the current DOCKER_HOST."""
+    try:
+        import docker
+
+        docker.from_env(timeout=5).ping()
+        return True
+    except Exception:
+        return False
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """What :func:`ensure_engine` found or did."""
+
+    started: bool
+    pid: int | None
+    version: str
+
+
+def ensure_engine(*, timeout: float = 60, install: bool = True) -> EngineStatus:
+    """Return once an engine answers, starting ``dockerd`` (and installing docker.io) if needed.
+
+    Starting needs root and a local socket; with DOCKER_HOST pointing elsewhere we only report.
+    """
+    if engine_answers():
+        return EngineStatus(started=False, pid=_recorded_pid(), version=_server_version())
+    if os.environ.get("DOCKER_HOST", "unix://").split("://")[0] not in ("unix", ""):
+        raise EngineUnavailable(f"DOCKER_HOST={os.environ['DOCKER_HOST']} does not answer")
+    if os.geteuid() != 0:
+        raise EngineUnavailable(
+            "no Docker Engine answers and starting one needs root: "
+            "`sudo apt-get install docker.io && sudo dockerd &`, or point DOCKER_HOST at one"
+        )
+    dockerd = shutil.which("dockerd")
+    if dockerd is None and install:
+        _install_docker_io()
+        dockerd = shutil.which("dockerd")
+    if dockerd is None:
+        raise EngineUnavailable("dockerd is not installed: `apt-get install docker.io`")
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(DOCKERD_LOG, "ab") as log:
+        proc = subprocess.Popen(
+            [dockerd], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # survives our exit; stopped by `imagegate engine down`
+        )
+    PIDFILE.write_text(f"{proc.pid}\n")
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise EngineUnavailable(
+                f"dockerd exited with {proc.returncode}: {_tail(DOCKERD_LOG)}"
+            )
+        return engine_answers()
+
+    try:
+        wait_until(up, timeout=timeout, interval=0.3, what="dockerd answering")
+    except WaitTimeout as exc:
+        raise EngineUnavailable(f"{exc}; log: {DOCKERD_LOG}: {_tail(DOCKERD_LOG)}") from None
+    return EngineStatus(started=True, pid=proc.pid, version=_server_version())
+
+
+def stop_engine(*, timeout: float = 30) -> int | None:
+    """Stop the dockerd that :func:`ensure_engine` started (by its recorded PID); return the PID.
+
+    An engine we did not start is left alone.
+    """
+    pid = _recorded_pid()
+    if pid is None:
+        return None
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        PIDFILE.unlink(missing_ok=True)
+        return None
+    try:
+        wait_until(lambda: not _alive(pid), timeout=timeout, what=f"dockerd {pid} exiting")
+    except WaitTimeout:
+        os.kill(pid, signal.SIGKILL)
+    PIDFILE.unlink(missing_ok=True)
+    return pid
+
+
+def _install_docker_io() -> None:
+    """apt-get install Debian's docker.io (20.10: the classic builder, no BuildKit)."""
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    run(["apt-get", "update", "-qq"], timeout=300, env=env)
+    run(["apt-get", "install", "-y", "-qq", "docker.io"], timeout=900, env=env)
+
+
+def _recorded_pid() -> int | None:
+    """The PID in our pidfile if that process is still alive."""
+    try:
+        pid = int(PIDFILE.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _server_version() -> str:
+    """The engine's version string, for the report header."""
+    try:
+        return str(client(timeout=10).version().get("Version", "?"))
+    except EngineUnavailable:
+        return "?"
+
+
+def cleanup_session(session: str, cli: Any | None = None) -> dict[str, int]:
+    """Remove every container, network and volume labelled with ``session``; return the counts.
+
+    Containers first (they hold networks and volumes), each removal tolerant of races.
+    """
+    cli = cli or client()
+    flt = {"label": f"{SESSION_LABEL}={session}"}
+    removed = {"containers": 0, "networks": 0, "volumes": 0}
+    for ctr in cli.containers.list(all=True, filters=flt):
+        removed["containers"] += _quietly(lambda c=ctr: c.remove(force=True, v=True))
+    for net in cli.networks.list(filters=flt):
+        removed["networks"] += _quietly(net.remove)
+    for vol in cli.volumes.list(filters=flt):
+        removed["volumes"] += _quietly(lambda v=vol: v.remove(force=True))
+    return removed
+
+
+def stale_sessions(cli: Any | None = None) -> set[str]:
+    """Sessions whose owning process on this host is gone (leftovers of killed runs)."""
+    cli = cli or client()
+    host = socket.gethostname()
+    stale: set[str] = set()
+    objects = [
+        *cli.containers.list(all=True, filters={"label": SESSION_LABEL}),
+        *cli.networks.list(filters={"label": SESSION_LABEL}),
+        *cli.volumes.list(filters={"label": SESSION_LABEL}),
+    ]
+    for obj in objects:
+        labels = obj.attrs.get("Labels") or obj.attrs.get("Config", {}).get("Labels") or {}
+        owner_host, _, pid = labels.get(PID_LABEL, "").partition(":")
+        if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+            stale.add(labels[SESSION_LABEL])
+    return stale
+
+
+def labelled_objects(session: str | None = None, cli: Any | None = None) -> list[str]:
+    """Names of the containers, networks and volumes carrying our label (for leak checks)."""
+    cli = cli or client()
+    flt = {"label": f"{SESSION_LABEL}={session}" if session else SESSION_LABEL}
+    return [
+        *(f"container:{c.name}" for c in cli.containers.list(all=True, filters=flt)),
+        *(f"network:{n.name}" for n in cli.networks.list(filters=flt)),
+        *(f"volume:{v.name}" for v in cli.volumes.list(filters=flt)),
+    ]
+
+
+def _quietly(action: Any) -> int:
+    """Run a removal; 1 if it worked, 0 if the object was already gone or busy."""
+    try:
+        action()
+        return 1
+    except Exception:
+        return 0
+
+
+def _short(exc: BaseException) -> str:
+    """The first line of an exception's text, trimmed."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    """The last lines of a log file, joined on one line."""
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
