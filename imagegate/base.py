@@ -1,0 +1,397 @@
+"""Make the base images offline from Debian packages: no registry, no `docker pull`, ever.
+
+Each recipe names root packages; their runtime dependency closure is resolved with apt-cache,
+fetched with ``apt-get download``, unpacked with ``dpkg-deb -x`` into one root filesystem, trimmed
+(docs, locales, tests), given a passwd/group and CA bundle, and ``docker import``-ed. The image is
+labelled with a digest of the exact package set, so a second run with the same packages is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .engine import IMAGE_LABEL, STATE_DIR, client
+from .errors import BaseImageError, CommandFailed
+from .proc import run
+
+#: Bump when the way a rootfs is assembled changes, so cached images are rebuilt.
+RECIPE_REVISION = "3"
+DIGEST_LABEL = "imagegate.base.digest"
+KIND_LABEL = "imagegate.base"
+DEB_CACHE = STATE_DIR / "debs"
+
+#: Installation machinery, never needed at run time: resolution stops here.
+NOT_RUNTIME = {
+    "adduser", "cdebconf", "debconf", "debconf-2.0", "dpkg", "init-system-helpers", "install-info",
+    "lsb-base", "mailcap", "mime-support", "passwd", "perl", "perl-base", "perl:any",
+    "perl-modules-5.36", "readline-common", "sensible-utils", "sysvinit-utils", "tar",
+    "usr-is-merged", "usrmerge", "libpam-modules", "libpam-modules-bin", "libpam0g",
+    "libsemanage2", "libsemanage-common", "libselinux1", "libaudit1", "libaudit-common",
+    "tzdata", "libdebian-installer4", "libnewt0.52", "libslang2", "libtextwrap1",
+    "debianutils", "logrotate", "gcc-12-base",
+}
+#: Trimmed from every rootfs: documentation, translations, and Python parts no service imports.
+PRUNE = [
+    "usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "usr/share/lintian",
+    "usr/share/bug", "usr/share/bash-completion", "usr/share/zsh", "usr/share/gdb",
+    "usr/share/python3", "etc/init.d", "etc/logrotate.d", "etc/default", "usr/lib/systemd",
+    "lib/systemd", "usr/lib/x86_64-linux-gnu/gconv",  # iconv modules: nothing here uses iconv
+]
+PY_PRUNE = [
+    "test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip", "pydoc_data",
+    "distutils/tests", "unittest/test", "sqlite3/test", "ctypes/test",
+]
+APP_UID = 10001
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one base image is made: root packages, image config, and a rootfs finishing step."""
+
+    kind: str
+    repo: str
+    roots: tuple[str, ...]
+    changes: tuple[str, ...]
+    finish: Callable[[Path, Recipe], None]
+    users: tuple[tuple[str, int], ...] = ()
+    #: Packages from which only these paths are taken (e.g. getent from libc-bin).
+    partial: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    tag: str = "latest"
+
+    @property
+    def ref(self) -> str:
+        """The local image reference, e.g. ``imagegate/python:3.11-bookworm``."""
+        return f"{self.repo}:{self.tag}"
+
+
+@dataclass(frozen=True)
+class BaseResult:
+    """What :func:`ensure_base` did for one recipe."""
+
+    ref: str
+    image_id: str
+    digest: str
+    packages: int
+    built: bool
+    size: int
+
+
+def codename() -> str:
+    """The host's Debian codename (bookworm): the suite the packages come from."""
+    for line in Path("/etc/os-release").read_text().splitlines():
+        if line.startswith("VERSION_CODENAME="):
+            return line.split("=", 1)[1].strip('"')
+    raise BaseImageError("/etc/os-release has no VERSION_CODENAME: not a Debian host")
+
+
+def debian_python() -> str:
+    """The suite's default Python (``3.11`` on bookworm), read from python3-minimal's dependencies."""
+    out = _apt_cache(["depends", "python3-minimal"])
+    found = re.search(r"python(3\.\d+)-minimal", out)
+    if not found:
+        raise BaseImageError("apt-cache cannot find python3-minimal: run `apt-get update` first")
+    return found.group(1)
+
+
+def recipes(which: str = "all") -> list[Recipe]:
+    """The recipes this host's Debian suite supports: ``python``, ``redis`` or ``all``."""
+    suite = codename()
+    out: list[Recipe] = []
+    if which in ("python", "all"):
+        py = debian_python()
+        out.append(Recipe(
+            kind="python", repo="imagegate/python", tag=f"{py}-{suite}",
+            roots=(f"python{py}-minimal", f"libpython{py}-stdlib", "busybox-static", "media-types"),
+            partial={"libc-bin": ("usr/bin/getent",)},
+            users=(("app", APP_UID),),
+            changes=(
+                "ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+                "ENV LANG=C.UTF-8",
+                "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+                'CMD ["python3"]',
+            ),
+            finish=_finish_python,
+        ))
+    if which in ("redis", "all"):
+        out.append(Recipe(
+            kind="redis", repo="imagegate/redis", tag=f"7-{suite}",
+            roots=("redis-server",),
+            users=(("redis", 999),),
+            changes=(
+                "ENV PATH=/usr/bin:/bin",
+                "USER 999:999",
+                "WORKDIR /data",
+                "EXPOSE 6379",
+                'CMD ["redis-server", "--bind", "0.0.0.0", "--protected-mode", "no", '
+                '"--dir", "/data"]',
+            ),
+            finish=_finish_redis,
+        ))
+    if not out:
+        raise BaseImageError(f"unknown base image kind {which!r}: use python, redis or all")
+    return out
+
+
+def resolve(roots: tuple[str, ...], extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """The runtime dependency closure of ``roots`` as {package: candidate version}.
+
+    Follows Depends and Pre-Depends (first alternative), stops at installation machinery.
+    """
+    out = _apt_cache([
+        "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
+        "--no-breaks", "--no-replaces", "--no-enhances", *roots, *extra,
+    ])
+    graph: dict[str, list[str]] = {}
+    current = ""
+    skip_alt = False
+    for line in out.splitlines():
+        if not line.startswith(" "):
+            current = line.strip()
+            graph.setdefault(current, [])
+            continue
+        stripped = line.strip()
+        alt_follows = stripped.startswith("|")
+        kind, _, dep = stripped.lstrip("|").partition(": ")
+        if kind not in ("Depends", "PreDepends"):
+            continue
+        if not skip_alt:
+            graph[current].append(dep.strip())
+        skip_alt = alt_follows  # the next line is an alternative of this one: take only the first
+    seen: set[str] = set()
+    todo = [*roots, *extra]
+    while todo:
+        pkg = todo.pop()
+        if pkg in seen or pkg in NOT_RUNTIME or pkg.startswith("<"):
+            continue
+        seen.add(pkg)
+        todo.extend(graph.get(pkg, []))
+    return _versions(sorted(seen))
+
+
+def package_digest(recipe: Recipe, packages: dict[str, str]) -> str:
+    """A digest of everything that decides the image: recipe, revision and exact package versions."""
+    h = hashlib.sha256()
+    h.update(f"{RECIPE_REVISION}\n{recipe.kind}\n{recipe.ref}\n".encode())
+    h.update("\n".join(recipe.changes).encode())
+    for name, version in sorted(packages.items()):
+        h.update(f"{name}={version}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def ensure_base(recipe: Recipe, *, force: bool = False, log: Callable[[str], None] = print) -> BaseResult:
+    """Make ``recipe``'s image unless one with the same package digest already exists."""
+    cli = client()
+    packages = resolve(recipe.roots, tuple(recipe.partial))
+    digest = package_digest(recipe, packages)
+    existing = _existing(cli, recipe.ref)
+    if existing is not None and not force:
+        if (existing.labels or {}).get(DIGEST_LABEL) == digest:
+            return BaseResult(recipe.ref, existing.id, digest, len(packages), False,
+                              int(existing.attrs.get("Size", 0)))
+        log(f"{recipe.ref}: package set changed, rebuilding")
+    log(f"{recipe.ref}: {len(packages)} Debian packages → rootfs")
+    debs = download(packages, log=log)
+    with tempfile.TemporaryDirectory(prefix=f"imagegate-{recipe.kind}-") as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        rootfs.mkdir()
+        for name, deb in sorted(debs.items()):
+            _unpack(deb, rootfs, recipe.partial.get(name))
+        _common_finish(rootfs, recipe)
+        recipe.finish(rootfs, recipe)
+        _write_dpkg_status(rootfs, {n: d for n, d in debs.items() if n not in recipe.partial})
+        image_id = _import(cli, rootfs, recipe, digest)
+    image = cli.images.get(image_id)
+    size = int(image.attrs.get("Size", 0))
+    log(f"{recipe.ref}: {image_id[7:19]} {size / 1e6:.1f} MB")
+    return BaseResult(recipe.ref, image_id, digest, len(packages), True, size)
+
+
+def download(packages: dict[str, str], *, log: Callable[[str], None] = print) -> dict[str, Path]:
+    """``apt-get download`` each package=version into a cache; return {package: .deb path}."""
+    DEB_CACHE.mkdir(parents=True, exist_ok=True)
+    wanted = {name: f"{name}_{version.replace(':', '%3a')}_" for name, version in packages.items()}
+
+    def cached() -> dict[str, Path]:
+        found: dict[str, Path] = {}
+        for deb in DEB_CACHE.glob("*.deb"):
+            for name, prefix in wanted.items():
+                if deb.name.startswith(prefix):
+                    found[name] = deb
+        return found
+
+    have = cached()
+    missing = [f"{n}={v}" for n, v in packages.items() if n not in have]
+    if missing:
+        log(f"apt-get download {len(missing)} packages")
+        try:
+            run(["apt-get", "download", "-q", *missing], cwd=DEB_CACHE, timeout=600)
+        except CommandFailed as exc:
+            raise BaseImageError(f"apt-get download failed: {exc.message}") from None
+        have = cached()
+    lost = sorted(set(packages) - set(have))
+    if lost:
+        raise BaseImageError(f"apt-get download did not produce: {', '.join(lost)}")
+    return have
+
+
+def _apt_cache(args: list[str]) -> str:
+    """Run apt-cache; an empty package list becomes a clear error."""
+    try:
+        return run(["apt-cache", *args], timeout=120).stdout
+    except CommandFailed as exc:
+        raise BaseImageError(
+            f"apt-cache {args[0]} failed ({exc.message}); run `apt-get update` first"
+        ) from None
+
+
+def _versions(names: list[str]) -> dict[str, str]:
+    """Candidate versions of ``names`` from one ``apt-cache show`` call."""
+    out = _apt_cache(["show", "--no-all-versions", *names])
+    versions: dict[str, str] = {}
+    name = ""
+    for line in out.splitlines():
+        if line.startswith("Package: "):
+            name = line.split(": ", 1)[1]
+        elif line.startswith("Version: ") and name:
+            versions[name] = line.split(": ", 1)[1]
+    missing = set(names) - set(versions)
+    if missing:
+        raise BaseImageError(f"no candidate version for {', '.join(sorted(missing))}")
+    return versions
+
+
+def _unpack(deb: Path, rootfs: Path, only: tuple[str, ...] | None) -> None:
+    """``dpkg-deb -x`` a package into the rootfs, or just ``only`` of its paths."""
+    if only is None:
+        run(["dpkg-deb", "-x", str(deb), str(rootfs)], timeout=120)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        run(["dpkg-deb", "-x", str(deb), tmp], timeout=120)
+        for rel in only:
+            (rootfs / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(Path(tmp) / rel, rootfs / rel)
+
+
+def _common_finish(rootfs: Path, recipe: Recipe) -> None:
+    """Users, name service, CA bundle, /tmp, and the trimming every image gets."""
+    for rel in PRUNE:
+        shutil.rmtree(rootfs / rel, ignore_errors=True)
+    etc = rootfs / "etc"
+    etc.mkdir(exist_ok=True)
+    passwd = ["root:x:0:0:root:/root:/bin/sh", "nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin"]
+    group = ["root:x:0:", "nogroup:x:65534:"]
+    for name, uid in recipe.users:
+        passwd.append(f"{name}:x:{uid}:{uid}:{name}:/nonexistent:/sbin/nologin")
+        group.append(f"{name}:x:{uid}:")
+    (etc / "passwd").write_text("\n".join(passwd) + "\n")
+    (etc / "group").write_text("\n".join(group) + "\n")
+    (etc / "nsswitch.conf").write_text("passwd: files\ngroup: files\nhosts: files dns\n")
+    certs = Path("/etc/ssl/certs/ca-certificates.crt")
+    if certs.exists():
+        (etc / "ssl/certs").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(certs, etc / "ssl/certs/ca-certificates.crt")
+    for rel, mode in (("tmp", 0o1777), ("root", 0o700), ("var/tmp", 0o1777)):
+        (rootfs / rel).mkdir(parents=True, exist_ok=True)
+        (rootfs / rel).chmod(mode)
+
+
+def _finish_python(rootfs: Path, recipe: Recipe) -> None:
+    """python3/python links, busybox applets, stdlib trimmed and byte-compiled in place."""
+    libs = sorted((rootfs / "usr/lib").glob("python3.*"))
+    if not libs:
+        raise BaseImageError("the python packages unpacked no /usr/lib/python3.X")
+    stdlib = libs[-1]
+    for rel in PY_PRUNE:
+        shutil.rmtree(stdlib / rel, ignore_errors=True)
+    for cfg in stdlib.glob("config-*"):
+        shutil.rmtree(cfg, ignore_errors=True)  # static libpython and Makefile: build-time only
+    binary = f"python{stdlib.name.removeprefix('python')}"
+    for link in ("python3", "python"):
+        (rootfs / "usr/bin" / link).unlink(missing_ok=True)
+        (rootfs / "usr/bin" / link).symlink_to(binary)
+    _busybox_applets(rootfs)
+    # Byte-compile the stdlib with the image's own interpreter, so containers start without
+    # compiling it in memory on every start (the root filesystem is read-only at run time).
+    run(["chroot", str(rootfs), f"/usr/bin/{binary}", "-m", "compileall", "-q", "-j1",
+         f"/usr/lib/{stdlib.name}"], timeout=300)
+
+
+def _finish_redis(rootfs: Path, recipe: Recipe) -> None:
+    """A /data directory owned by the redis user; the Debian config is not used."""
+    data = rootfs / "data"
+    data.mkdir(exist_ok=True)
+    os.chown(data, 999, 999)
+    data.chmod(0o750)
+    shutil.rmtree(rootfs / "etc/redis", ignore_errors=True)
+
+
+def _busybox_applets(rootfs: Path) -> None:
+    """Link every busybox applet that no package already provides (sh, id, stat, ps, netstat…)."""
+    busybox = rootfs / "bin/busybox"
+    applets = run([str(busybox), "--list-full"], timeout=30).stdout.split()
+    for rel in applets:
+        target = rootfs / rel
+        if target.exists() or target.is_symlink() or rel.endswith(("/busybox", "/python")):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to("/bin/busybox")
+
+
+def _write_dpkg_status(rootfs: Path, debs: dict[str, Path]) -> None:
+    """A dpkg status file listing what the image holds, so scanners can see its packages."""
+    entries = []
+    for name, deb in sorted(debs.items()):
+        fields = run(["dpkg-deb", "-f", str(deb), "Package", "Version", "Architecture", "Source"],
+                     timeout=30).stdout.strip()
+        entries.append(f"{fields}\nStatus: install ok installed\n")
+    status = rootfs / "var/lib/dpkg/status"
+    status.parent.mkdir(parents=True, exist_ok=True)
+    status.write_text("\n".join(entries))
+
+
+def _import(cli: Any, rootfs: Path, recipe: Recipe, digest: str) -> str:
+    """Tar the rootfs (numeric root ownership) and ``docker import`` it with config and labels."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for entry in sorted(rootfs.iterdir()):
+            tar.add(entry, arcname=entry.name, filter=_keep_owner)
+    labels = {
+        IMAGE_LABEL: "true", KIND_LABEL: recipe.kind, DIGEST_LABEL: digest,
+        "org.opencontainers.image.title": recipe.ref,
+        "org.opencontainers.image.description": f"{recipe.kind} base made from Debian packages",
+    }
+    changes = [*recipe.changes, *(f'LABEL {k}="{v}"' for k, v in labels.items())]
+    resp = cli.api.import_image_from_data(
+        buf.getvalue(), repository=recipe.repo, tag=recipe.tag, changes=changes,
+    )
+    text = resp if isinstance(resp, str) else str(resp)
+    found = re.findall(r"sha256:[0-9a-f]{64}", text)
+    if not found:
+        raise BaseImageError(f"docker import of {recipe.ref} returned no image id: {text[:200]}")
+    return found[-1]
+
+
+def _keep_owner(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Numeric ownership as on disk, no user/group names from the host's databases."""
+    info.uname = info.gname = ""
+    return info
+
+
+def _existing(cli: Any, ref: str) -> Any | None:
+    """The local image ``ref`` or None; never pulls."""
+    import docker.errors
+
+    try:
+        return cli.images.get(ref)
+    except docker.errors.ImageNotFound:
+        return None
