@@ -25,7 +25,7 @@ from .errors import BaseImageError, CommandFailed
 from .proc import run
 
 #: Bump when the way a rootfs is assembled changes, so cached images are rebuilt.
-RECIPE_REVISION = "3"
+RECIPE_REVISION = "4"
 DIGEST_LABEL = "imagegate.base.digest"
 KIND_LABEL = "imagegate.base"
 DEB_CACHE = STATE_DIR / "debs"

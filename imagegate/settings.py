@@ -46,7 +46,13 @@ class Settings:
     size_budget_mb: float = 80.0
     layer_budget: int = 20
     ignore: tuple[str, ...] = ()
-    stack_env: Mapping[str, str] = field(default_factory=dict)
+    #: Environment for containers the harness runs (the app container and the stack); a value of
+    #: ``@random`` becomes a fresh 32-byte hex secret per session.
+    run_env: Mapping[str, str] = field(default_factory=dict)
+    #: The project's own suites per stage; empty means the generic checks shipped in imagegate.
+    unit_tests: tuple[str, ...] = ()
+    image_tests: tuple[str, ...] = ()
+    stack_tests: tuple[str, ...] = ()
     wait_timeout: float = 120.0
     image: str = ""  # an already built image id/ref: skip the build
     push: str = ""
@@ -124,7 +130,7 @@ def _coerce(key: str, value: Any, where: str) -> Any:
     try:
         if key == "http_checks":
             return tuple(_http_check(item) for item in value)
-        if key == "stack_env":
+        if key == "run_env":
             if not isinstance(value, Mapping):
                 raise TypeError("a table of NAME = value")
             return {str(k): str(v) for k, v in value.items()}
@@ -180,3 +186,10 @@ def describe(s: Settings) -> list[str]:
     for key in keys:
         lines.append(f"{key}: {getattr(s, key) or '(auto)'} [{s.sources.get(key, 'default')}]")
     return lines
+
+
+def materialize_env(run_env: Mapping[str, str]) -> dict[str, str]:
+    """The container environment with every ``@random`` replaced by a fresh hex secret."""
+    import secrets
+
+    return {k: secrets.token_hex(32) if v == "@random" else v for k, v in run_env.items()}
