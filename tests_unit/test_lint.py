@@ -1,0 +1,198 @@
+"""Dockerfile lint: the real Dockerfile is clean; each mutation trips exactly its check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imagegate.errors import UsageError
+from imagegate.findings import Finding
+from imagegate.lint import LINT_CHECKS, assignments, extra_checks, lint, parse
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = ROOT / "Dockerfile"
+CONFIG = ROOT / ".hadolint.yaml"
+REAL = DOCKERFILE.read_text()
+FINAL_FROM = "FROM ${PYTHON_IMAGE}\nCOPY"
+USER_LINE = "USER 10001:10001\n"
+CMD_LINE = 'CMD ["gunicorn", "--config", "/srv/app/app/gunicorn.conf.py", "app.wsgi:app"]\n'
+HEALTH_START = "HEALTHCHECK --interval"
+
+
+def replace(old: str, new: str):
+    """A mutation that swaps one exact piece of the real Dockerfile (which must be there once)."""
+    def mutate(text: str) -> str:
+        assert text.count(old) == 1, f"mutation anchor {old!r} not unique in the Dockerfile"
+        return text.replace(old, new)
+    return mutate
+
+
+def drop_healthcheck(text: str) -> str:
+    """The real Dockerfile without its (two-line) HEALTHCHECK instruction."""
+    lines = text.splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.startswith(HEALTH_START))
+    return "".join(lines[:start] + lines[start + 2:])
+
+
+def after_workdir(extra: str):
+    """A mutation inserting ``extra`` right after the final stage's WORKDIR."""
+    return replace("WORKDIR /srv/app\n", f"WORKDIR /srv/app\n{extra}")
+
+
+def line_of(text: str, needle: str) -> int:
+    """1-based line of the first line starting with ``needle`` (equal, if it ends in a newline)."""
+    for n, line in enumerate(text.splitlines(keepends=True), 1):
+        if (line == needle) if needle.endswith("\n") else line.startswith(needle):
+            return n
+    raise AssertionError(f"no line {needle!r}")
+
+
+def failed(findings: list[Finding]) -> list[Finding]:
+    """The findings that fail the gate."""
+    return [f for f in findings if not f.ok]
+
+
+def lint_text(tmp_path: Path, text: str, **kw: object) -> list[Finding]:
+    """Write ``text`` as tmp_path/Dockerfile and lint it with the repo's .hadolint.yaml."""
+    path = tmp_path / "Dockerfile"
+    path.write_text(text)
+    return lint(path, config=CONFIG, **kw)  # type: ignore[arg-type]
+
+
+def test_real_dockerfile_has_no_findings() -> None:
+    """The repo's Dockerfile passes hadolint (at every level) and every extra check."""
+    assert lint(DOCKERFILE, config=CONFIG) == []
+
+
+MUTATIONS = [
+    # (ids expected to fail, mutation, the line they point at starts with)
+    ({"IG-LINT-USER-MISSING"}, replace(USER_LINE, ""), "FROM ${PYTHON_IMAGE}\n"),
+    ({"IG-LINT-USER-ROOT", "DL3002"}, replace(USER_LINE, "USER root\n"), "USER root"),
+    ({"IG-LINT-USER-ROOT", "DL3002"}, replace(USER_LINE, "USER 0:0\n"), "USER 0:0"),
+    ({"IG-LINT-USER-ROOT", "DL3002"}, replace(USER_LINE, "USER root:0\n"), "USER root:0"),
+    # hadolint does not expand variables: only our check sees this root
+    ({"IG-LINT-USER-ROOT"}, replace(USER_LINE, "ARG RUN_AS=0\nUSER ${RUN_AS}\n"), "USER ${RUN_AS}"),
+    ({"IG-LINT-SECRET", "DL3064"}, after_workdir("ENV DB_PASSWORD=hunter2\n"), "ENV DB_PASSWORD"),
+    ({"IG-LINT-SECRET", "DL3064"}, after_workdir("ENV DB_PASSWORD hunter2\n"), "ENV DB_PASSWORD"),
+    ({"IG-LINT-SECRET", "DL3064"},
+     replace("ARG VERSION=dev\n", "ARG VERSION=dev\nARG API_TOKEN=abc\n"), "ARG API_TOKEN"),
+    # a credential-shaped value under an innocent name: hadolint's DL3064 looks at names only
+    ({"IG-LINT-SECRET"},
+     after_workdir("ENV GH=ghp_0123456789abcdefghijABCDEFGHIJ012345\n"), "ENV GH="),
+    ({"IG-LINT-ADD-URL"}, after_workdir("ADD https://example.com/x.tgz /x\n"), "ADD https"),
+    ({"IG-LINT-CMD-SHELL", "DL3025"},
+     replace(CMD_LINE, "CMD gunicorn --config /srv/app/app/gunicorn.conf.py app.wsgi:app\n"),
+     "CMD gunicorn"),
+    ({"IG-LINT-HEALTHCHECK-MISSING"}, drop_healthcheck, "FROM ${PYTHON_IMAGE}\n"),
+    ({"IG-LINT-HEALTHCHECK-MISSING"},
+     lambda t: replace(CMD_LINE, CMD_LINE + "HEALTHCHECK NONE\n")(drop_healthcheck(t)),
+     "HEALTHCHECK NONE"),
+    ({"IG-LINT-BUILDKIT-SYNTAX"}, lambda t: "# syntax=docker/dockerfile:1\n" + t, "# syntax"),
+    # hadolint also dislikes the pip cache the mount keeps (DL3042) and the unpinned x (DL3013)
+    ({"IG-LINT-BUILDKIT-SYNTAX", "DL3042", "DL3013"},
+     replace("WORKDIR /build\n",
+             "WORKDIR /build\nRUN --mount=type=cache,target=/root/.cache pip install x\n"),
+     "RUN --mount"),
+    ({"IG-LINT-BUILDKIT-SYNTAX"},
+     replace("COPY --from=builder /srv/app /srv/app\n",
+             "COPY --link --from=builder /srv/app /srv/app\n"), "COPY --link"),
+    ({"IG-LINT-BUILDKIT-SYNTAX"},
+     replace("COPY app/ /srv/app/app/\n", "COPY --chmod=0444 app/ /srv/app/app/\n"),
+     "COPY --chmod"),
+    ({"IG-LINT-BUILDKIT-SYNTAX"},
+     # (the blank line after EOF: hadolint 2.15 cannot parse a heredoc without one, DL1000)
+     replace("WORKDIR /build\n", "WORKDIR /build\nRUN <<EOF\nset -eux\necho hi\nEOF\n\n"),
+     "RUN <<EOF"),
+    ({"DL3007"}, replace(FINAL_FROM, "FROM python:latest\nCOPY"), "FROM python:latest"),
+    ({"DL3026"}, replace(FINAL_FROM, "FROM quay.io/acme/python:3.11\nCOPY"), "FROM quay.io"),
+]
+
+
+@pytest.mark.parametrize(("ids", "mutate", "at"), MUTATIONS,
+                         ids=[f"{'+'.join(sorted(m[0]))}:{m[2].strip()}" for m in MUTATIONS])
+def test_mutation_fails_exactly_its_check(tmp_path: Path, ids: set[str], mutate, at: str) -> None:
+    """Each mutation of the real Dockerfile fails exactly the expected ids, at the right line."""
+    text = mutate(REAL)
+    found = failed(lint_text(tmp_path, text))
+    assert {f.check_id for f in found} == ids, [str(f) for f in found]
+    line = line_of(text, at)
+    for f in found:
+        assert f.where == f"Dockerfile:{line}", str(f)
+        assert f.message and "\n" not in f.message
+
+
+def test_every_extra_check_is_described() -> None:
+    """The lint ids used by the mutations are all in the LINT_CHECKS registry."""
+    used = {i for ids, _, _ in MUTATIONS for i in ids if i.startswith("IG-")}
+    assert used == set(LINT_CHECKS)
+
+
+def test_missing_dockerfile_names_the_path(tmp_path: Path) -> None:
+    """A Dockerfile that does not exist is a usage error that names it."""
+    missing = tmp_path / "nope" / "Dockerfile"
+    with pytest.raises(UsageError, match=str(missing)):
+        lint(missing)
+
+
+def test_ignore_drops_an_id(tmp_path: Path) -> None:
+    """An ignored id is dropped; the others stay."""
+    text = replace(USER_LINE, "USER root\n")(REAL)
+    found = failed(lint_text(tmp_path, text, ignore=["DL3002"]))
+    assert [f.check_id for f in found] == ["IG-LINT-USER-ROOT"]
+
+
+def test_below_threshold_is_advice(tmp_path: Path) -> None:
+    """hadolint's info-level results come back with ok=True under failure-threshold: warning."""
+    text = replace(USER_LINE, "USER app\n")(REAL)
+    found = lint_text(tmp_path, text)
+    assert [(f.check_id, f.ok) for f in found] == [("DL3066", True)]
+
+
+def test_parse_escape_directive_comments_and_continuations() -> None:
+    """``# escape=`` changes the continuation character; comments inside a continuation vanish."""
+    text = (
+        "# escape=`\n"
+        "FROM imagegate/python:3.11-bookworm AS base\n"
+        "RUN echo a `\n"
+        "# a comment in the middle\n"
+        "\n"
+        "    && echo b\n"
+        "ENV A=1 B=\"two words\"\n"
+        "ENV LEGACY some value\n"
+        "FROM base\n"
+        'CMD ["python3"]\n'
+    )
+    df = parse(text)
+    assert [(s.name, s.base) for s in df.stages] == [("base", "imagegate/python:3.11-bookworm"),
+                                                     ("", "base")]
+    run = df.stages[0].instructions[0]
+    assert (run.line, run.keyword, " ".join(run.args.split())) == (3, "RUN", "echo a && echo b")
+    env, legacy = df.stages[0].instructions[1:3]
+    assert assignments(env) == [("A", "1"), ("B", "two words")]
+    assert assignments(legacy) == [("LEGACY", "some value")]
+
+
+def test_final_stage_inherits_user_from_named_stage() -> None:
+    """``FROM base`` inherits base's USER and HEALTHCHECK: no USER-MISSING for the final stage."""
+    text = (
+        "FROM imagegate/python:3.11-bookworm AS base\n"
+        "USER 10001\n"
+        'HEALTHCHECK CMD ["python3", "-c", "1"]\n'
+        "FROM base\n"
+        'CMD ["python3"]\n'
+    )
+    assert extra_checks(text, "Dockerfile") == []
+
+
+def test_secret_pointer_and_reference_are_not_secrets() -> None:
+    """``*_FILE`` names, ``$REFERENCES`` and a bare ``ARG API_TOKEN`` hold no literal secret."""
+    text = (
+        "FROM imagegate/python:3.11-bookworm\n"
+        "ARG API_TOKEN\n"
+        "ENV DB_PASSWORD_FILE=/run/secrets/db DB_PASSWORD=${DB_PASSWORD} TOKENIZERS=1\n"
+        "USER 10001\n"
+        'HEALTHCHECK CMD ["python3", "-c", "1"]\n'
+        'CMD ["python3"]\n'
+    )
+    assert extra_checks(text, "Dockerfile") == []
