@@ -1,0 +1,189 @@
+"""`imagegate gate|lint|base|build|engine|prune` — the gate's command line.
+
+Exit codes: 0 passed, 1 a check or stage failed, 2 usage or environment error (no engine, bad
+config, missing file). One clear line per failure; ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from . import __version__
+from . import settings as settings_mod
+from .errors import ImagegateError, UsageError
+
+
+def _positive(value: str) -> float:
+    """argparse type: a number above zero."""
+    number = float(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"{value}: must be above zero")
+    return number
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser (flags override [tool.imagegate] and IMAGEGATE_* env)."""
+    p = argparse.ArgumentParser(prog="imagegate", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"imagegate {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def project_flags(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--project-dir", default=".", metavar="DIR",
+                        help="project to gate (reads its pyproject's [tool.imagegate])")
+        sp.add_argument("--dockerfile", metavar="PATH")
+        sp.add_argument("--context", metavar="DIR")
+        sp.add_argument("--compose-file", metavar="PATH")
+        sp.add_argument("--python-image", metavar="REF",
+                        help="Python base (default: the local Debian-made imagegate/python)")
+        sp.add_argument("--size-budget-mb", type=_positive, metavar="MB")
+        sp.add_argument("--layer-budget", type=int, metavar="N")
+        sp.add_argument("--ignore", action="append", default=[], metavar="ID",
+                        help="check id to ignore (repeatable)")
+
+    gate = sub.add_parser("gate", help="lint → bases → build → image → stack [→ push]")
+    project_flags(gate)
+    gate.add_argument("--push", metavar="REGISTRY/REPO:TAG", default="",
+                      help="push the tested image here when every stage passed")
+    gate.add_argument("--image", metavar="REF", help="gate this built image (skip the build)")
+    gate.add_argument("--report-dir", metavar="DIR", help="where junit.xml/result.json/summary.md go")
+    gate.add_argument("--quiet", "-q", action="store_true", help="stage verdicts only (CI logs)")
+    gate.add_argument("--pytest-arg", action="append", default=[], metavar="ARG",
+                      help="extra argument for the pytest stages (repeatable)")
+
+    lint = sub.add_parser("lint", help="hadolint plus the checks it misses")
+    project_flags(lint)
+    base = sub.add_parser("base", help="make the local base images from Debian packages")
+    base.add_argument("kind", nargs="?", default="all", choices=["all", "python", "redis"])
+    base.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    build = sub.add_parser("build", help="wheelhouse + hermetic build, tagged <repo>:local")
+    project_flags(build)
+    engine = sub.add_parser("engine", help="start/stop a local Docker Engine")
+    engine.add_argument("action", choices=["up", "down", "status"])
+    prune = sub.add_parser("prune", help="remove leftovers of dead runs (and labelled images)")
+    prune.add_argument("--images", action="store_true", help="also remove labelled images")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    args = parser().parse_args(argv)
+    try:
+        return int(COMMANDS[args.command](args))
+    except ImagegateError as exc:
+        if args.debug:
+            raise
+        print(f"imagegate {args.command}: {exc.message}", file=sys.stderr)
+        if exc.detail and args.command != "gate":
+            print(_indent(exc.detail), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"imagegate {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _settings(args: argparse.Namespace) -> settings_mod.Settings:
+    """Resolve settings for a project command from flags over config."""
+    overrides: dict[str, Any] = {
+        key: getattr(args, key, None)
+        for key in ("dockerfile", "context", "compose_file", "python_image", "size_budget_mb",
+                    "layer_budget", "image", "report_dir")
+    }
+    overrides["ignore"] = tuple(getattr(args, "ignore", ()) or ())
+    return settings_mod.load(args.project_dir, {k: v for k, v in overrides.items() if v})
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    """Run the gate and print where the reports are."""
+    from .gate import Gate, GateOptions, check_push_ref
+
+    if args.push:
+        check_push_ref(args.push)
+    s = _settings(args)
+    result = Gate(s, GateOptions(push=args.push, quiet=args.quiet,
+                                 pytest_args=tuple(args.pytest_arg))).run()
+    verdict = "PASSED" if result.exit_code == 0 else "FAILED"
+    print(f"imagegate gate: {verdict} in {result.seconds:.1f}s"
+          + (f", pushed {result.pushed['ref']}@{result.pushed['digest']}" if result.pushed else ""))
+    return result.exit_code
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    """Lint the Dockerfile; one line per finding."""
+    from .gate import lint_only
+
+    failed = lint_only(_settings(args))
+    for f in failed:
+        print(f"{f.where}: {f.check_id}: {f.message}")
+    print(f"imagegate lint: {len(failed)} finding(s)" if failed else "imagegate lint: clean")
+    return 1 if failed else 0
+
+
+def cmd_base(args: argparse.Namespace) -> int:
+    """Make the local base images."""
+    from . import base
+    from .engine import ensure_engine
+
+    ensure_engine()
+    for recipe in base.recipes(args.kind):
+        result = base.ensure_base(recipe, force=args.force)
+        state = "built" if result.built else "up to date"
+        print(f"{result.ref}: {state} ({result.packages} packages, {result.size / 1e6:.1f} MB, "
+              f"digest {result.digest})")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """Build the project's image hermetically."""
+    from . import pipeline
+    from .engine import client, ensure_engine, new_session_id
+
+    s = _settings(args)
+    ensure_engine()
+    pipeline.ensure_bases(s)
+    result = pipeline.build_app(client(), s, new_session_id())
+    size = client().images.get(result.image_id).attrs["Size"]
+    print(f"{result.image_id} {s.repo}:local {size / 1e6:.1f} MB")
+    return 0
+
+
+def cmd_engine(args: argparse.Namespace) -> int:
+    """Start, stop or report the local engine."""
+    from .engine import engine_answers, ensure_engine, stop_engine
+
+    if args.action == "up":
+        status = ensure_engine()
+        how = f"started dockerd (pid {status.pid})" if status.started else "already answering"
+        print(f"engine {status.version}: {how}")
+    elif args.action == "down":
+        pid = stop_engine()
+        print(f"stopped dockerd pid {pid}" if pid else "no dockerd started by imagegate is running")
+    else:
+        up = engine_answers()
+        print("engine answers" if up else "no engine answers")
+        return 0 if up else 2
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    """Remove leftovers of dead sessions (and labelled images)."""
+    from .gate import prune
+
+    prune(images=args.images)
+    return 0
+
+
+COMMANDS = {"gate": cmd_gate, "lint": cmd_lint, "base": cmd_base, "build": cmd_build,
+            "engine": cmd_engine, "prune": cmd_prune}
+
+
+def _indent(text: str) -> str:
+    """Indent a detail block under its one-line message."""
+    return "\n".join(f"  | {line}" for line in text.strip().splitlines()[-20:])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""Fixtures for this app's image suite: variant builds of a mutated Dockerfile."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imagegate import build, pipeline
+from imagegate.errors import ImagegateError
+
+
+@pytest.fixture(scope="session")
+def build_variant(docker_client: Any, imagegate_settings: Any, app_image: str,
+                  tmp_path_factory: pytest.TempPathFactory) -> Callable[[Callable[[str], str]], str]:
+    """Build the project with ``mutate(Dockerfile text)`` applied; return the image id.
+
+    Runs after ``app_image`` so the wheelhouse is in place and most layers come from cache.
+    """
+    source = imagegate_settings.path(imagegate_settings.dockerfile).read_text()
+    out = tmp_path_factory.mktemp("variants")
+
+    def make(mutate: Callable[[str], str]) -> str:
+        text = mutate(source)
+        assert text != source, "the mutation changed nothing"
+        dockerfile = out / f"Dockerfile.{abs(hash(text)):x}"
+        dockerfile.write_text(text)
+        try:
+            result = build.build(
+                docker_client, context=imagegate_settings.path(imagegate_settings.context),
+                dockerfile=dockerfile, tags=[],
+                buildargs={"PYTHON_IMAGE": pipeline.python_image(imagegate_settings),
+                           **build.git_facts(imagegate_settings.project_dir)},
+                labels={"imagegate.variant": "true"}, progress=lambda line: None,
+            )
+        except ImagegateError as exc:
+            pytest.fail(f"variant build failed: {exc.message}\n{exc.detail}", pytrace=False)
+        return result.image_id
+
+    return make

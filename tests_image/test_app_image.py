@@ -1,0 +1,109 @@
+"""This app's image: the generic checks plus what is specific to this service."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+import pytest
+
+from imagegate.checks.test_image import TestImagePolicy, TestRunningContainer  # noqa: F401
+
+pytestmark = pytest.mark.image
+
+APP_UID = 10001
+APP_FILES = ["/srv/app/app/__init__.py", "/srv/app/app/wsgi.py", "/srv/app/app/gunicorn.conf.py"]
+
+
+@pytest.fixture(scope="module")
+def healthy_host(app_container: Any, app_host: Any) -> Any:
+    """The testinfra host once the container's healthcheck passed."""
+    app_container.wait_healthy(timeout=30)
+    return app_host
+
+
+def test_user_is_fixed_uid(image_facts: Any, app_host: Any) -> None:
+    """The image runs as the fixed UID/GID 10001, named ``app`` in its own /etc/passwd."""
+    assert image_facts.attrs["Config"]["User"] == f"{APP_UID}:{APP_UID}"
+    user = app_host.user()
+    assert (user.uid, user.gid, user.name) == (APP_UID, APP_UID, "app")
+
+
+def test_gunicorn_master_and_workers_not_root(healthy_host: Any, run_env: dict[str, str]) -> None:
+    """gunicorn's master and every worker run as the app user (2 workers by default)."""
+    procs = [p for p in healthy_host.process.filter() if "gunicorn" in p.args]
+    assert len(procs) >= 3, f"expected a master and 2 workers, saw {[p.args for p in procs]}"
+    assert {p.user for p in procs} == {"app"}, [(p.pid, p.user) for p in procs]
+
+
+@pytest.mark.parametrize("path", APP_FILES)
+def test_app_files_root_owned_read_only(healthy_host: Any, path: str) -> None:
+    """App files are owned by root and not writable by group or others."""
+    f = healthy_host.file(path)
+    assert f.is_file, f"{path} missing"
+    assert (f.user, f.group) == ("root", "root"), f"{path} owned by {f.user}:{f.group}"
+    assert f.mode & 0o022 == 0, f"{path} mode {f.mode:o} is group/world writable"
+
+
+def test_bytecode_compiled_at_build_time(healthy_host: Any) -> None:
+    """The app is byte-compiled in the image (the root filesystem may be read-only)."""
+    out = healthy_host.check_output("ls /srv/app/app/__pycache__")
+    assert "wsgi.cpython-" in out and out.count(".pyc") >= 3, out
+
+
+def test_python_no_pyc_writes(image_facts: Any) -> None:
+    """PYTHONDONTWRITEBYTECODE and PYTHONUNBUFFERED are set in the image environment."""
+    env = dict(e.split("=", 1) for e in image_facts.attrs["Config"]["Env"])
+    assert env.get("PYTHONDONTWRITEBYTECODE") == "1"
+    assert env.get("PYTHONUNBUFFERED") == "1"
+    assert env.get("APP_ENV") == "production", "production must be the image's default"
+
+
+def test_app_imports(healthy_host: Any) -> None:
+    """The app package and its WSGI entry point import inside the image."""
+    result = healthy_host.run("python3 -c 'import app.wsgi, gunicorn, flask, redis'")
+    assert result.rc == 0, result.stderr
+
+
+def test_cmd_is_gunicorn_exec_form(image_facts: Any) -> None:
+    """CMD is gunicorn in exec form (PID 1 gets SIGTERM), with the config file in the image."""
+    cmd = image_facts.attrs["Config"]["Cmd"]
+    assert cmd[0] == "gunicorn" and "/srv/app/app/gunicorn.conf.py" in cmd, cmd
+
+
+def test_override_cmd(docker_client: Any, app_image: str, imagegate_session: str) -> None:
+    """``docker run IMAGE python3 -c …`` runs the given command (like the official images' test)."""
+    from imagegate.engine import session_labels
+
+    out = docker_client.containers.run(
+        app_image, ["python3", "-c", "import sys; print(sys.version_info[0])"], remove=True,
+        network_mode="none", labels=session_labels(imagegate_session),
+    )
+    assert out.decode().strip() == "3"
+
+
+def test_revision_label_is_this_commit(image_facts: Any, imagegate_settings: Any) -> None:
+    """org.opencontainers.image.revision names the checked-out commit."""
+    head = subprocess.run(["git", "-C", str(imagegate_settings.project_dir), "rev-parse", "HEAD"],
+                          capture_output=True, text=True, timeout=10)
+    if head.returncode != 0:
+        pytest.skip("not a git checkout")
+    labels = image_facts.attrs["Config"]["Labels"]
+    assert labels["org.opencontainers.image.revision"] == head.stdout.strip()
+
+
+def test_missing_secret_key_refuses_to_start(docker_client: Any, app_image: str,
+                                            imagegate_session: str) -> None:
+    """Without SECRET_KEY in production the container exits non-zero with one clear line."""
+    from imagegate.engine import session_labels
+
+    ctr = docker_client.containers.run(app_image, detach=True, network_mode="none",
+                                       labels=session_labels(imagegate_session))
+    try:
+        rc = ctr.wait(timeout=30)["StatusCode"]
+        logs = ctr.logs().decode().strip()
+    finally:
+        ctr.remove(force=True)
+    assert rc != 0
+    assert "SECRET_KEY" in logs and "Traceback" not in logs, logs
+    assert len(logs.splitlines()) == 1, logs
