@@ -1,0 +1,20 @@
+"""Root conftest: what all three suites share beyond the imagegate plugin (loaded via pytest11).
+
+Suites are marked by directory, so `pytest -m "not stack"` selects across a full run, and the
+repo root is the project the plugin gates (its pyproject holds [tool.imagegate]).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+SUITE_MARKERS = {"tests_image": "image", "tests_stack": "stack"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its suite (image/stack) from the directory it lives in."""
+    for item in items:
+        for part in item.path.parts:
+            marker = SUITE_MARKERS.get(part)
+            if marker:
+                item.add_marker(marker)
