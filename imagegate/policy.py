@@ -1,0 +1,439 @@
+"""Image policy: checks read from the image's metadata and saved layers, no shell in the image.
+
+:class:`ImageFacts` gathers ``docker image inspect``, the history and the final filesystem
+(:mod:`imagegate.layers`) once; each check is a plain function ``(facts, settings) -> Finding``
+registered in :data:`CHECKS` under a stable id, its docstring's first line describing it.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from .findings import Finding, credential_kind, secret_problem
+from .layers import FileInfo, read_saved
+from .settings import Settings
+
+Check = Callable[["ImageFacts", Settings], "Finding | list[Finding]"]
+#: id → check function; the first docstring line is the check's description.
+CHECKS: dict[str, Check] = {}
+
+TEXT_FILES = ("/etc/passwd", "/etc/group")
+PEEK_LIMIT = 64 * 1024  # key files are a few KB; bigger files are not read
+KEY_SUFFIXES = (".pem", ".key")
+KEY_NAMES = {"id_rsa", "id_dsa", "id_ecdsa", "id_ed25519"}
+DEV_DIRS = {"tests_unit", "tests_image", "tests_stack", ".pytest_cache", ".mypy_cache",
+            ".ruff_cache"}
+LIBRARY = re.compile(r"/(?:site|dist)-packages(?:/|$)|^/usr(?:/local)?/lib/python3")
+REQUIRED_LABELS = ("title", "version", "revision", "created", "source")
+SHELLS = {"/bin/sh", "sh", "/bin/bash", "bash", "/bin/ash", "ash", "/bin/dash", "dash"}
+PAIR = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=(\"[^\"]*\"|'[^']*'|\S+)")
+SHOWN = 10
+
+
+def keep_for_checks(path: str, size: int) -> bool:
+    """The file contents the checks read: passwd/group and small key-like files."""
+    if path in TEXT_FILES:
+        return True
+    return size <= PEEK_LIMIT and path.endswith(KEY_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """Everything the checks look at, gathered once per image."""
+
+    ref: str
+    attrs: Mapping[str, Any]
+    history: tuple[Mapping[str, Any], ...]
+    files: Mapping[str, FileInfo] = field(default_factory=dict)
+    load_seconds: float = 0.0
+
+    @classmethod
+    def load(cls, cli: Any, image_ref: str) -> ImageFacts:
+        """Inspect ``image_ref`` on ``cli``'s engine; read its saved layers (streamed to disk)."""
+        started = time.monotonic()
+        image = cli.images.get(image_ref)
+        with tempfile.TemporaryDirectory(prefix="imagegate-save-") as tmp:
+            saved = Path(tmp) / "image.tar"
+            with open(saved, "wb") as out:
+                for chunk in image.save(chunk_size=1 << 20, named=False):
+                    out.write(chunk)
+            files = read_saved(saved, keep_for_checks).files
+        return cls(image_ref, image.attrs, tuple(image.history()), files,
+                   time.monotonic() - started)
+
+    @classmethod
+    def from_parts(cls, attrs: Mapping[str, Any], history: Iterable[Mapping[str, Any]] = (),
+                   files: Iterable[FileInfo] | Mapping[str, FileInfo] = (),
+                   ref: str = "test") -> ImageFacts:
+        """Facts from an inspect dict, a history list and files: what unit tests build."""
+        found = dict(files) if isinstance(files, Mapping) else {f.path: f for f in files}
+        return cls(ref, attrs, tuple(history), found)
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        """The image's ``Config`` (user, env, cmd, healthcheck, labels …)."""
+        return self.attrs.get("Config") or {}
+
+    @property
+    def user(self) -> str:
+        """``Config.User`` as written (``10001:10001``, ``app``, or empty for root)."""
+        return str(self.config.get("User") or "").strip()
+
+    def text(self, path: str) -> str:
+        """The kept content of ``path`` as text, "" when absent or not kept."""
+        info = self.files.get(path)
+        return info.content.decode(errors="replace") if info and info.content else ""
+
+    def runtime_ids(self) -> tuple[int | None, set[int], str]:
+        """(uid, gids, problem) the container runs with, resolved like the engine does.
+
+        A name is looked up in the image's own /etc/passwd; ``problem`` says why the uid could
+        not be resolved (uid is then None).
+        """
+        name, _, group = self.user.partition(":")
+        passwd = _table(self.text("/etc/passwd"))
+        groups = _table(self.text("/etc/group"))
+        if not name:
+            return 0, {0}, ""
+        # passwd: name:x:uid:gid:…   group: name:x:gid:member,member
+        if name.isdigit():
+            uid = int(name)
+            entry = next((row for row in passwd.values() if row[2] == name), None)
+        elif name in passwd and passwd[name][2].isdigit():
+            entry = passwd[name]
+            uid = int(entry[2])
+        else:
+            why = ("is not in the image's /etc/passwd" if "/etc/passwd" in self.files
+                   else "cannot be resolved: the image has no /etc/passwd")
+            return None, set(), f"USER {name!r} {why}"
+        if group.isdigit():
+            return uid, {int(group)}, ""
+        if group:
+            row = groups.get(group)
+            if row is None or not row[2].isdigit():
+                return None, set(), f"USER group {group!r} is not in the image's /etc/group"
+            return uid, {int(row[2])}, ""
+        gids = {int(entry[3])} if entry and len(entry) > 3 and entry[3].isdigit() else {0}
+        login = entry[0] if entry else ""
+        gids |= {int(row[2]) for row in groups.values()
+                 if login and len(row) > 3 and login in row[3].split(",") and row[2].isdigit()}
+        return uid, gids, ""
+
+
+def check(check_id: str) -> Callable[[Check], Check]:
+    """Register a check function under ``check_id``."""
+    def register(fn: Check) -> Check:
+        CHECKS[check_id] = fn
+        return fn
+    return register
+
+
+def describe(check_id: str) -> str:
+    """The one-line description of a registered check."""
+    return (CHECKS[check_id].__doc__ or "").strip().splitlines()[0]
+
+
+def run_checks(facts: ImageFacts, settings: Settings) -> list[Finding]:
+    """Every registered check not on ``settings.ignore``; a crashing check becomes a failure."""
+    out: list[Finding] = []
+    for check_id, fn in CHECKS.items():
+        if settings.ignored(check_id):
+            continue
+        try:
+            result = fn(facts, settings)
+        except Exception as exc:  # one broken check must not hide the others' results
+            result = Finding(check_id, False, f"check crashed: {type(exc).__name__}: {exc}",
+                             detail=traceback.format_exc())
+        out.extend(result if isinstance(result, list) else [result])
+    return [f for f in out if not settings.ignored(f.check_id)]
+
+
+@check("IG-USER-NONROOT")
+def user_nonroot(facts: ImageFacts, settings: Settings) -> Finding:
+    """The image runs as a non-root user the image itself can resolve."""
+    cid, where = "IG-USER-NONROOT", "Config.User"
+    if not facts.user:
+        return Finding(cid, False, "Config.User is empty: the container runs as root "
+                       "(expected a non-root USER, e.g. 10001:10001)", where)
+    uid, _, problem = facts.runtime_ids()
+    if uid is None:
+        return Finding(cid, False, f"{problem}: the engine cannot start it", where)
+    if uid == 0:
+        return Finding(cid, False, f"USER {facts.user!r} is uid 0, i.e. root "
+                       "(expected a non-root UID)", where)
+    return Finding(cid, True, f"runs as uid {uid} (USER {facts.user})", where)
+
+
+@check("IG-USER-NUMERIC")
+def user_numeric(facts: ImageFacts, settings: Settings) -> Finding:
+    """USER is a numeric UID, so Kubernetes runAsNonRoot can verify it."""
+    cid, where = "IG-USER-NUMERIC", "Config.User"
+    name = facts.user.partition(":")[0]
+    if name.isdigit():
+        return Finding(cid, True, f"USER {facts.user} is numeric", where)
+    seen = f"USER {facts.user!r} is a name" if name else "no USER is set"
+    return Finding(cid, False, f"{seen}: runAsNonRoot can only verify a numeric UID "
+                   "(expected e.g. USER 10001:10001)", where)
+
+
+@check("IG-HEALTHCHECK")
+def healthcheck(facts: ImageFacts, settings: Settings) -> Finding:
+    """A HEALTHCHECK in exec form (CMD, not CMD-SHELL, not NONE)."""
+    cid, where = "IG-HEALTHCHECK", "Config.Healthcheck"
+    test = list((facts.config.get("Healthcheck") or {}).get("Test") or [])
+    expected = '(expected HEALTHCHECK CMD ["…"])'
+    if not test:
+        return Finding(cid, False, f"no HEALTHCHECK {expected}", where)
+    if test[0] == "NONE":
+        return Finding(cid, False, f"HEALTHCHECK NONE disables the health check {expected}", where)
+    if test[0] == "CMD-SHELL":
+        return Finding(cid, False, f"HEALTHCHECK is shell form ({_short(' '.join(test[1:]))}): "
+                       f"it needs /bin/sh {expected}", where)
+    return Finding(cid, True, f"HEALTHCHECK {_short(' '.join(test[1:]))}", where)
+
+
+@check("IG-CMD-EXEC")
+def cmd_exec(facts: ImageFacts, settings: Settings) -> Finding:
+    """CMD/ENTRYPOINT in exec form, not wrapped in /bin/sh -c (PID 1 gets the signals)."""
+    cid = "IG-CMD-EXEC"
+    entrypoint = list(facts.config.get("Entrypoint") or [])
+    cmd = list(facts.config.get("Cmd") or [])
+    key, argv = ("Entrypoint", entrypoint) if entrypoint else ("Cmd", cmd)
+    where = f"Config.{key}"
+    if not argv:
+        return Finding(cid, False, "no CMD or ENTRYPOINT (expected an exec-form CMD)", where)
+    if argv[0] in SHELLS and len(argv) > 1 and argv[1] == "-c":
+        return Finding(cid, False, f"{key} is shell form ({_short(' '.join(argv))}): /bin/sh is "
+                       "PID 1 and swallows SIGTERM (expected exec form [\"…\"])", where)
+    return Finding(cid, True, f"{key} {_short(' '.join(argv))}", where)
+
+
+@check("IG-PORT-EXPOSED")
+def port_exposed(facts: ImageFacts, settings: Settings) -> Finding:
+    """The web port is EXPOSEd (settings.web_port/tcp)."""
+    want = f"{settings.web_port}/tcp"
+    ports = sorted(facts.config.get("ExposedPorts") or {})
+    ok = want in ports
+    seen = ", ".join(ports) or "none"
+    return Finding("IG-PORT-EXPOSED", ok, f"expected {want} exposed; exposed: {seen}",
+                   "Config.ExposedPorts")
+
+
+@check("IG-LABELS")
+def labels(facts: ImageFacts, settings: Settings) -> Finding:
+    """OCI labels title, version, revision (git sha), created (RFC 3339), source (URL)."""
+    have = facts.config.get("Labels") or {}
+    problems = []
+    for short in REQUIRED_LABELS:
+        key = f"org.opencontainers.image.{short}"
+        value = str(have.get(key) or "").strip()
+        if not value:
+            problems.append(f"{key} missing")
+        elif short == "revision" and not re.fullmatch(r"[0-9a-f]{7,40}", value):
+            problems.append(f"revision {value!r} is not a 7-40 hex git sha")
+        elif short == "created" and not _rfc3339(value):
+            problems.append(f"created {value!r} is not RFC 3339")
+        elif short == "source" and not _url(value):
+            problems.append(f"source {value!r} is not a URL")
+    if problems:
+        return Finding("IG-LABELS", False, "; ".join(problems), "Config.Labels")
+    return Finding("IG-LABELS", True, "OCI labels present and well-formed", "Config.Labels")
+
+
+@check("IG-SIZE-BUDGET")
+def size_budget(facts: ImageFacts, settings: Settings) -> Finding:
+    """The image size is within settings.size_budget_mb."""
+    size = int(facts.attrs.get("Size") or 0)
+    budget = settings.size_budget_mb * 1e6
+    seen = f"{size / 1e6:.1f} MB, budget {settings.size_budget_mb:g} MB"
+    if size <= budget:
+        return Finding("IG-SIZE-BUDGET", True, f"image is {seen}", "Size")
+    top = sorted(facts.history, key=lambda h: -int(h.get("Size") or 0))[:5]
+    layers = [f"{int(h.get('Size') or 0) / 1e6:.1f} MB {_created_by(h)}" for h in top]
+    return Finding("IG-SIZE-BUDGET", False,
+                   f"image is {seen}; largest layers: " + "; ".join(layers), "Size",
+                   detail="\n".join(layers))
+
+
+@check("IG-LAYER-BUDGET")
+def layer_budget(facts: ImageFacts, settings: Settings) -> Finding:
+    """The number of filesystem layers is within settings.layer_budget."""
+    layers = (facts.attrs.get("RootFS") or {}).get("Layers")
+    count = len(layers) if layers is not None else sum(
+        1 for h in facts.history if int(h.get("Size") or 0) > 0)
+    ok = count <= settings.layer_budget
+    return Finding("IG-LAYER-BUDGET", ok,
+                   f"{count} filesystem layers, budget {settings.layer_budget}", "RootFS.Layers")
+
+
+@check("IG-NO-SETUID")
+def no_setuid(facts: ImageFacts, settings: Settings) -> Finding:
+    """No file carries the setuid or setgid bit."""
+    found = [f"{f.path} ({f.mode & 0o7777:o})" for f in _sorted(facts)
+             if f.type in ("file", "hardlink") and f.mode & 0o6000]
+    return _listing("IG-NO-SETUID", found, "setuid/setgid files", "no setuid/setgid files")
+
+
+@check("IG-NO-SECRET-FILES")
+def no_secret_files(facts: ImageFacts, settings: Settings) -> Finding:
+    """No .env, .git, SSH private keys or *.pem/*.key files holding a PRIVATE KEY."""
+    found = [f.path for f in _sorted(facts) if _secret_file(f)]
+    return _listing("IG-NO-SECRET-FILES", _topmost(found), "secret files",
+                    "no .env, .git or private key files")
+
+
+@check("IG-NO-TEST-OR-CACHE")
+def no_test_or_cache(facts: ImageFacts, settings: Settings) -> Finding:
+    """No test suites, tool caches, pip or apt caches in the image (library tests are fine)."""
+    found = [f.path for f in _sorted(facts) if _test_or_cache(f)]
+    return _listing("IG-NO-TEST-OR-CACHE", _topmost(found), "test or cache paths",
+                    "no test suites or caches")
+
+
+@check("IG-NO-SECRET-ENV")
+def no_secret_env(facts: ImageFacts, settings: Settings) -> Finding:
+    """No secret-looking ENV or build ARG values in the config or the layer history."""
+    problems: list[str] = []
+    for item in facts.config.get("Env") or []:
+        name, _, value = str(item).partition("=")
+        problem = secret_problem(name, value)
+        if problem:
+            problems.append(f"Config.Env {problem}")
+    for index, entry in enumerate(facts.history):
+        line = str(entry.get("CreatedBy") or entry.get("created_by") or "")
+        found = [secret_problem(n, v) for n, v in PAIR.findall(line)]
+        kind = credential_kind(line)
+        found += [f"it holds {kind}"] if kind and not any(found) else []
+        problems += [f"history[{index}] {p}" for p in found if p]
+    problems = list(dict.fromkeys(problems))
+    if not problems:
+        return Finding("IG-NO-SECRET-ENV", True, "no secrets in env or history", "Config.Env")
+    shown = "; ".join(problems[:SHOWN]) + (f" (+{len(problems) - SHOWN} more)"
+                                            if len(problems) > SHOWN else "")
+    return Finding("IG-NO-SECRET-ENV", False, f"expected no secrets in env/history: {shown}",
+                   "Config.Env", detail="\n".join(problems))
+
+
+@check("IG-APP-NOT-WRITABLE")
+def app_not_writable(facts: ImageFacts, settings: Settings) -> Finding:
+    """Nothing under WORKDIR is writable by the runtime user (owner, group or world)."""
+    cid = "IG-APP-NOT-WRITABLE"
+    workdir = str(facts.config.get("WorkingDir") or "").rstrip("/")
+    if not workdir:
+        return Finding(cid, True, "no WORKDIR (or /): no app directory to check", "WorkingDir")
+    uid, gids, problem = facts.runtime_ids()
+    if uid is None:
+        return Finding(cid, False, f"{problem}: cannot tell who could write", workdir)
+    if uid == 0:
+        return Finding(cid, False, f"runs as root, which can write all of {workdir} "
+                       "(expected a non-root USER)", workdir)
+    found = []
+    for f in _sorted(facts):
+        if f.type == "symlink" or not (f.path == workdir or f.path.startswith(workdir + "/")):
+            continue
+        if f.uid == uid or (f.gid in gids and f.mode & 0o020) or f.mode & 0o002:
+            found.append(f"{f.path} ({f.uid}:{f.gid} {f.mode & 0o7777:o})")
+    return _listing(cid, found, f"paths under {workdir} writable by uid {uid}",
+                    f"nothing under {workdir} is writable by uid {uid}")
+
+
+def _listing(cid: str, found: list[str], what: str, fine: str) -> Finding:
+    """A pass saying ``fine``, or a failure listing up to 10 of ``found``."""
+    if not found:
+        return Finding(cid, True, fine)
+    more = f" (+{len(found) - SHOWN} more)" if len(found) > SHOWN else ""
+    return Finding(cid, False, f"expected no {what}, found {len(found)}: "
+                   + ", ".join(found[:SHOWN]) + more, found[0].split(" ")[0],
+                   detail="\n".join(found))
+
+
+def _sorted(facts: ImageFacts) -> list[FileInfo]:
+    """The image's files in path order."""
+    return [facts.files[p] for p in sorted(facts.files)]
+
+
+def _topmost(paths: list[str]) -> list[str]:
+    """``paths`` (sorted) without those under an already listed directory."""
+    out: list[str] = []
+    for path in paths:
+        if not any(path.startswith(top + "/") for top in out):
+            out.append(path)
+    return out
+
+
+def _secret_file(f: FileInfo) -> bool:
+    """A .git, a .env file, an SSH private key, or a small .pem/.key holding a PRIVATE KEY."""
+    if f.name == ".git" or f.name in KEY_NAMES:
+        return True
+    if f.type != "dir" and _dotenv(f.name):
+        return True
+    return f.name.endswith(KEY_SUFFIXES) and b"PRIVATE KEY" in (f.content or b"")
+
+
+def _test_or_cache(f: FileInfo) -> bool:
+    """Our test suites and tool caches anywhere; app-level tests dirs; pip and apt caches."""
+    if DEV_DIRS & set(f.path.split("/")):
+        return True
+    if f.type == "dir":
+        # third-party packages and the stdlib legitimately ship tests: only app-level ones count
+        return f.name in ("tests", "test") and not LIBRARY.search(f.path)
+    return ("/.cache/pip/" in f.path
+            or (f.path.startswith("/var/cache/apt/archives/") and f.name.endswith(".deb"))
+            or (f.path.startswith("/var/lib/apt/lists/") and f.name != "lock"))
+
+
+def _dotenv(name: str) -> bool:
+    """``.env`` and ``.env.production``, not ``.env.example``-style templates."""
+    if name == ".env":
+        return True
+    return name.startswith(".env.") and not name.endswith(
+        (".example", ".sample", ".template", ".dist"))
+
+
+def _table(text: str) -> dict[str, list[str]]:
+    """An /etc/passwd or /etc/group file as {name: fields}."""
+    rows = (line.split(":") for line in text.splitlines() if line and not line.startswith("#"))
+    return {row[0]: row for row in rows if len(row) >= 3}
+
+
+def _rfc3339(value: str) -> bool:
+    """True for an RFC 3339 date-time: ``2024-05-01T12:00:00Z`` or with an offset."""
+    if not re.fullmatch(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)", value):
+        return False
+    try:
+        datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def _url(value: str) -> bool:
+    """True for an absolute URL with a host (https://github.com/org/repo)."""
+    parsed = urlparse(value)
+    return parsed.scheme in ("http", "https", "git", "ssh") and bool(parsed.netloc)
+
+
+def _created_by(entry: Mapping[str, Any]) -> str:
+    """A history entry's ``CreatedBy`` shortened to its instruction."""
+    text = " ".join(str(entry.get("CreatedBy") or "").split())
+    text = re.sub(r"^\|\d+ (\S+=\S* )*", "", text)  # build args the classic builder records
+    if text.startswith("/bin/sh -c #(nop) "):
+        text = text.removeprefix("/bin/sh -c #(nop) ").strip()
+    elif text.startswith("/bin/sh -c "):
+        text = "RUN " + text.removeprefix("/bin/sh -c ")
+    return _short(text or f"(imported: {entry.get('Comment') or 'no history'})", 60)
+
+
+def _short(text: str, width: int = 40) -> str:
+    """``text`` on one line, cut to ``width`` characters."""
+    one = " ".join(text.split())
+    return one if len(one) <= width else one[: width - 1] + "…"
