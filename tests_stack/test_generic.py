@@ -1,0 +1,7 @@
+"""The generic stack checks imagegate ships, collected here on this suite's fixtures."""
+
+from __future__ import annotations
+
+from imagegate.checks.test_stack import TestStack, TestStackHttp
+
+__all__ = ["TestStack", "TestStackHttp"]
