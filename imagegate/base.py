@@ -25,7 +25,7 @@ from .errors import BaseImageError, CommandFailed
 from .proc import run
 
 #: Bump when the way a rootfs is assembled changes, so cached images are rebuilt.
-RECIPE_REVISION = "4"
+RECIPE_REVISION = "6"
 DIGEST_LABEL = "imagegate.base.digest"
 KIND_LABEL = "imagegate.base"
 DEB_CACHE = STATE_DIR / "debs"
@@ -52,6 +52,9 @@ PY_PRUNE = [
     "distutils/tests", "unittest/test", "sqlite3/test", "ctypes/test",
 ]
 APP_UID = 10001
+#: busybox applets not linked: package managers and downloaders have no place in a runtime image.
+NO_APPLETS = {"dpkg", "dpkg-deb", "rpm", "rpm2cpio", "wget", "ftpget", "ftpput", "tftp", "tftpd",
+              "httpd", "telnet", "telnetd", "nc", "udhcpc", "udhcpd", "ftpd"}
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ def recipes(which: str = "all") -> list[Recipe]:
         py = debian_python()
         out.append(Recipe(
             kind="python", repo="imagegate/python", tag=f"{py}-{suite}",
-            roots=(f"python{py}-minimal", f"libpython{py}-stdlib", "busybox-static", "media-types"),
+            roots=(f"python{py}-minimal", f"libpython{py}-stdlib", "busybox", "media-types"),
             partial={"libc-bin": ("usr/bin/getent",)},
             users=(("app", APP_UID),),
             changes=(
@@ -341,7 +344,8 @@ def _busybox_applets(rootfs: Path) -> None:
     applets = run([str(busybox), "--list-full"], timeout=30).stdout.split()
     for rel in applets:
         target = rootfs / rel
-        if target.exists() or target.is_symlink() or rel.endswith(("/busybox", "/python")):
+        if (target.exists() or target.is_symlink() or target.name in NO_APPLETS
+                or rel.endswith(("/busybox", "/python"))):
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         target.symlink_to("/bin/busybox")
@@ -350,7 +354,7 @@ def _busybox_applets(rootfs: Path) -> None:
 def _write_dpkg_status(rootfs: Path, debs: dict[str, Path]) -> None:
     """A dpkg status file listing what the image holds, so scanners can see its packages."""
     entries = []
-    for name, deb in sorted(debs.items()):
+    for _, deb in sorted(debs.items()):
         fields = run(["dpkg-deb", "-f", str(deb), "Package", "Version", "Architecture", "Source"],
                      timeout=30).stdout.strip()
         entries.append(f"{fields}\nStatus: install ok installed\n")

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import __version__
 from . import settings as settings_mod
-from .errors import ImagegateError, UsageError
+from .errors import ImagegateError
 
 
 def _positive(value: str) -> float:

@@ -51,6 +51,21 @@ class RunningContainer:
             raise PolicyViolation(str(exc), detail=self.health_log()) from None
         return time.monotonic() - started
 
+    def seconds_to_healthy(self) -> float | None:
+        """From the container's start to the end of its first passing probe (engine clock)."""
+        from datetime import datetime
+
+        def when(stamp: str) -> datetime:
+            head, _, frac = stamp.rstrip("Z").partition(".")
+            return datetime.fromisoformat(f"{head}.{(frac.split('+')[0] + '000000')[:6]}")
+
+        self.container.reload()
+        state = self.container.attrs["State"]
+        passing = [e for e in state.get("Health", {}).get("Log", []) or [] if e["ExitCode"] == 0]
+        if not passing:
+            return None
+        return (when(passing[0]["End"]) - when(state["StartedAt"])).total_seconds()
+
     def health_log(self) -> str:
         """The last healthcheck probes with their exit codes and output."""
         self.container.reload()
@@ -75,6 +90,14 @@ class RunningContainer:
             (f"container {self.container.name} logs (tail)", logs or "(empty)"),
             (f"container {self.container.name} health log", self.health_log()),
         ]
+
+
+def health_budget(container: Any) -> float:
+    """Seconds a healthcheck may take to pass: start period + retries * (interval + timeout)."""
+    hc = container.image.attrs["Config"].get("Healthcheck") or {}
+    ns = 1e9
+    interval, timeout = hc.get("Interval", 30 * ns) / ns, hc.get("Timeout", 30 * ns) / ns
+    return hc.get("StartPeriod", 0) / ns + hc.get("Retries", 3) * (interval + timeout)
 
 
 @contextlib.contextmanager

@@ -65,7 +65,7 @@ class Gate:
             stages.append(("push", self._push))
         self.result.stages = [StageResult(name) for name, _ in stages]
         try:
-            for (name, action), stage in zip(stages, self.result.stages, strict=True):
+            for (_, action), stage in zip(stages, self.result.stages, strict=True):
                 if not self._stage(stage, action):
                     break
         finally:
@@ -227,7 +227,7 @@ class Gate:
 def check_push_ref(ref: str) -> None:
     """A push target must name a registry host: REGISTRY/REPO[:TAG]."""
     host = ref.split("/", 1)[0]
-    if "/" not in ref or not any(c in host for c in ".:") and host != "localhost":
+    if "/" not in ref or (not any(c in host for c in ".:") and host != "localhost"):
         raise UsageError(f"--push {ref}: expected REGISTRY/REPO:TAG, e.g. 127.0.0.1:5000/app:1.0")
 
 

@@ -207,6 +207,17 @@ def app_container(docker_client: Any, app_image: str, imagegate_session: str,
 
 
 @pytest.fixture(scope="session")
+def app_healthy(app_container: Any) -> float:
+    """Waits until :func:`app_container`'s healthcheck passes (within start period + retries)."""
+    from .container import health_budget
+
+    try:
+        return float(app_container.wait_healthy(timeout=health_budget(app_container.container)))
+    except ImagegateError as exc:
+        pytest.fail(f"imagegate: {exc.message}\n{exc.detail}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
 def app_host(app_container: Any) -> Any:
     """A testinfra host inside :func:`app_container` (``docker://<id>``)."""
     import testinfra

@@ -84,7 +84,7 @@ def detect_target(image: str, cli: Any, labels: dict[str, str]) -> Target:
         raise WheelhouseError(
             f"cannot run python3 in base image {image} to read its tags: {str(exc)[:200]}"
         ) from None
-    impl, version, plat, libc, libc_version = (out + ["", "", "", "", ""])[:5]
+    impl, version, plat, libc, libc_version = [*out, "", "", "", "", ""][:5]
     if impl != "cpython" or libc != "glibc":
         raise WheelhouseError(
             f"base image {image} runs {impl} on {libc or 'an unknown libc'}: "

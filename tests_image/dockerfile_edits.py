@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 
-
 def replace_line(text: str, startswith: str, new: str) -> str:
     """Replace the (last) line starting with ``startswith`` — from the final stage — by ``new``."""
     lines = text.splitlines()

@@ -7,10 +7,9 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from dockerfile_edits import before_user, drop_instruction, replace_line
 
 from imagegate.policy import CHECKS, ImageFacts
-
-from dockerfile_edits import before_user, drop_instruction, replace_line
 
 pytestmark = pytest.mark.image
 

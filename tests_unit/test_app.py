@@ -9,12 +9,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis
-from conftest import PROD_SECRET, FakeRedis
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from app.config import DEFAULT_GREETING
 from app.redis_client import get_redis, make_client
+from conftest import PROD_SECRET, FakeRedis
 
 
 def test_index_is_the_plain_text_greeting(client: FlaskClient) -> None:

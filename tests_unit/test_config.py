@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import PROD_SECRET
 
 from app import create_app
 from app.config import DEFAULT_GREETING, ConfigError, load_settings
+from conftest import PROD_SECRET
 
 PROD = {"APP_ENV": "production", "SECRET_KEY": PROD_SECRET}
 

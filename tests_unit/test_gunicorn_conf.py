@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PROD_SECRET
 
 from app.config import ENV_VARS
+from conftest import PROD_SECRET
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "app" / "gunicorn.conf.py"
