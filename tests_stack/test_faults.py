@@ -1,0 +1,91 @@
+"""Faults on a running stack: Redis going away and back, SIGTERM mid-request, a crash."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+import requests
+from stack_helpers import get, status_of
+
+from imagegate.proc import wait_until
+from imagegate.stack import Stack
+
+pytestmark = pytest.mark.stack
+
+
+def _state(stack: Stack, service: str) -> dict[str, Any]:
+    """The container's State plus its RestartCount, freshly read."""
+    attrs = stack.container(service).attrs
+    return {**attrs["State"], "RestartCount": attrs["RestartCount"]}
+
+
+def test_redis_outage_and_recovery(fault_stack: Stack) -> None:
+    """Redis stopped: /readyz 503, /healthz 200. Back: ready again, web never restarted, and
+    the counter kept its value (append-only file on the named volume)."""
+    stack = fault_stack
+    before = get(stack.url("web", "/hits")).json()["hits"]
+    web = _state(stack, "web")
+    stack.stop("redis")
+    ready = get(stack.url("web", "/readyz"))
+    assert ready.status_code == 503 and ready.json()["status"] == "unavailable", ready.text
+    assert get(stack.url("web", "/healthz")).status_code == 200
+    assert get(stack.url("web", "/hits")).status_code == 503
+
+    stack.start("redis")
+    wait_until(lambda: status_of(stack.url("web", "/readyz")) == 200, timeout=30, interval=0.3,
+               what="/readyz 200 after Redis came back")
+    after = _state(stack, "web")
+    assert (after["StartedAt"], after["RestartCount"]) == (web["StartedAt"], web["RestartCount"])
+    assert get(stack.url("web", "/hits")).json()["hits"] == before + 1
+
+
+def test_sigterm_lets_inflight_request_finish(fault_stack: Stack) -> None:
+    """`docker stop` (SIGTERM) mid-request: the 3 s request still gets its 200, and web exits 0
+    well inside the 10 s before Docker would SIGKILL."""
+    stack = fault_stack
+    slow_url = stack.url("web", "/_fault/slow?seconds=3")
+    result: dict[str, Any] = {}
+
+    def request() -> None:
+        try:
+            result["status"] = requests.get(slow_url, timeout=20).status_code
+        except requests.RequestException as exc:
+            result["error"] = exc
+
+    worker = threading.Thread(target=request, daemon=True)
+    worker.start()
+    wait_until(lambda: "slow request sleeping" in stack.logs("web", tail=20), timeout=10,
+               what="the slow request in flight")
+    ctr = stack.container("web")
+    started = time.monotonic()
+    ctr.stop(timeout=10)
+    stop_seconds = time.monotonic() - started
+    worker.join(timeout=20)
+    state = _state(stack, "web")
+    try:
+        assert result == {"status": 200}, result
+        assert state["ExitCode"] == 0, state
+        assert stop_seconds < 10, f"docker stop took {stop_seconds:.1f}s"
+    finally:
+        stack.start("web")
+        wait_until(lambda: status_of(stack.url("web", "/readyz")) == 200, timeout=30,
+                   what="web back after the stop")
+
+
+def test_crashed_web_comes_back(fault_stack: Stack) -> None:
+    """web's main process SIGKILLed from the host (a crash, not `docker kill`): the restart
+    policy starts it again and it answers."""
+    stack = fault_stack
+    before = _state(stack, "web")
+    stack.crash("web")
+
+    def back() -> bool:
+        now = _state(stack, "web")
+        return (now["RestartCount"] > before["RestartCount"] and now["Running"]
+                and status_of(stack.url("web", "/readyz")) == 200)
+
+    wait_until(back, timeout=30, interval=0.3, what="web restarted by policy and ready",
+               describe=lambda: repr(_state(stack, "web").get("Status")))
