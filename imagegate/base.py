@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -148,8 +149,23 @@ def recipes(which: str = "all") -> list[Recipe]:
 def resolve(roots: tuple[str, ...], extra: tuple[str, ...] = ()) -> dict[str, str]:
     """The runtime dependency closure of ``roots`` as {package: candidate version}.
 
-    Follows Depends and Pre-Depends (first alternative), stops at installation machinery.
+    Follows Depends and Pre-Depends (first alternative), stops at installation machinery. The
+    answer only changes when apt's package lists do, so it is cached against their mtime.
     """
+    lists = Path("/var/lib/apt/lists")
+    stamp = max((f.stat().st_mtime_ns for f in lists.glob("*Packages*")), default=0)
+    key = hashlib.sha256(f"{RECIPE_REVISION}|{roots}|{extra}|{stamp}".encode()).hexdigest()[:16]
+    cache = STATE_DIR / "resolve" / f"{key}.json"
+    if stamp and cache.is_file():
+        return dict(json.loads(cache.read_text()))
+    found = _resolve(roots, extra)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(found))
+    return found
+
+
+def _resolve(roots: tuple[str, ...], extra: tuple[str, ...]) -> dict[str, str]:
+    """:func:`resolve` without the cache: apt-cache depends --recurse, then candidate versions."""
     out = _apt_cache([
         "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
         "--no-breaks", "--no-replaces", "--no-enhances", *roots, *extra,

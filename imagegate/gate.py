@@ -145,7 +145,7 @@ class Gate:
             "id": image.id, "tags": ", ".join(image.tags), "size": image.attrs["Size"],
             "budget_mb": self.s.size_budget_mb, "layers": len(layers),
             "layer_budget": self.s.layer_budget,
-            "top_layers": [{"size": h["Size"], "created_by": h["CreatedBy"][-120:]} for h in top],
+            "top_layers": [{"size": h["Size"], "created_by": h["CreatedBy"][-120:] or "(imported base layer)"} for h in top],
         }
 
     def _pytest_stage(self, name: str) -> Callable[[StageResult], None]:
@@ -164,6 +164,8 @@ class Gate:
                    "-q" if self.o.quiet else "-v", "--color=no", *self.o.pytest_args]
             if self.image_id:
                 cmd += ["--imagegate-image", self.image_id]
+            if self.s.gate_select and own:
+                cmd += ["-m", self.s.gate_select]
             for key in ("python_image", "dockerfile", "compose_file"):
                 if self.s.sources.get(key) == "flag":
                     cmd += [f"--imagegate-{key.replace('_', '-')}", str(getattr(self.s, key))]

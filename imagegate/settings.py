@@ -53,6 +53,8 @@ class Settings:
     unit_tests: tuple[str, ...] = ()
     image_tests: tuple[str, ...] = ()
     stack_tests: tuple[str, ...] = ()
+    #: A pytest ``-m`` expression the gate's stages run with (e.g. "not slow"); empty: all tests.
+    gate_select: str = ""
     wait_timeout: float = 120.0
     image: str = ""  # an already built image id/ref: skip the build
     push: str = ""

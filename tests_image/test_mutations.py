@@ -11,7 +11,7 @@ from dockerfile_edits import before_user, drop_instruction, replace_line
 
 from imagegate.policy import CHECKS, ImageFacts
 
-pytestmark = pytest.mark.image
+pytestmark = [pytest.mark.image, pytest.mark.slow]
 
 MUTATIONS: list[tuple[str, Callable[[str], str]]] = [
     ("IG-USER-NONROOT", lambda t: replace_line(t, "USER ", "USER 0:0")),

@@ -1,0 +1,179 @@
+"""`imagegate gate --project-dir` on a second Flask project made by the tests, with a real registry.
+
+The sample project (its own Dockerfile, compose file, port, service name and pyproject settings)
+is copied to tmp_path; the gate runs as a subprocess exactly as CI would run it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from imagegate.engine import SESSION_LABEL
+from imagegate.proc import wait_until
+
+pytestmark = pytest.mark.slow
+
+SAMPLE = Path(__file__).parent / "sample_project"
+IMAGEGATE = str(Path(sys.executable).parent / "imagegate")
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Debian's docker-registry on an ephemeral 127.0.0.1 port; stopped by PID afterwards."""
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        pytest.fail("docker-registry is not installed (apt-get install docker-registry)",
+                    pytrace=False)
+    root = tmp_path_factory.mktemp("registry")
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = root / "config.yml"
+    config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n"
+                      f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: warn\n")
+    with open(root / "registry.log", "wb") as log:
+        proc = subprocess.Popen([binary, "serve", str(config)], stdout=log,
+                                stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).ok,
+                   timeout=20, what="registry answering")
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture
+def sample(tmp_path: Path, imagegate_settings: Any) -> Path:
+    """A fresh copy of the sample project, with this repo's hashed locks for its wheelhouse."""
+    project = tmp_path / "sample"
+    shutil.copytree(SAMPLE, project)
+    for lock in imagegate_settings.locks:
+        shutil.copy2(imagegate_settings.path(lock), project / lock)
+    return project
+
+
+@pytest.fixture
+def leftovers(docker_client: Any, imagegate_session: str) -> Callable[[], list[str]]:
+    """Labelled objects that appeared since the test started (other than this session's own)."""
+    def objects() -> set[str]:
+        found = set()
+        for ctr in docker_client.containers.list(all=True, filters={"label": SESSION_LABEL}):
+            found.add(f"container:{ctr.name}")
+        for net in docker_client.networks.list(filters={"label": SESSION_LABEL}):
+            found.add(f"network:{net.name}")
+        for vol in docker_client.volumes.list(filters={"label": SESSION_LABEL}):
+            found.add(f"volume:{vol.name}")
+        return {o for o in found if imagegate_session not in o}
+
+    before = objects()
+    return lambda: sorted(objects() - before)
+
+
+def gate(project: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """Run the gate CLI on ``project`` as CI would."""
+    return subprocess.run([IMAGEGATE, "gate", "--project-dir", str(project), *args],
+                          capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def junit_cases(project: Path) -> dict[str, str]:
+    """{test id: outcome} from the merged JUnit file."""
+    root = ET.parse(project / "out" / "junit.xml").getroot()
+    cases = {}
+    for suite in root.iter("testsuite"):
+        for case in suite.iter("testcase"):
+            outcome = next((t for t in ("failure", "error", "skipped")
+                            if case.find(t) is not None), "passed")
+            cases[f"{suite.get('name')}::{case.get('classname')}::{case.get('name')}"] = outcome
+    return cases
+
+
+def test_gate_passes_and_pushes(sample: Path, registry: str, docker_client: Any,
+                                leftovers: Callable[[], list[str]]) -> None:
+    """Green on every stage, pushed, and the image pulled back has the digest the gate reported."""
+    ref = f"{registry}/imagegate/sample:ok"
+    proc = gate(sample, "--push", ref)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    cases = junit_cases(sample)
+    stages = {case.split("::")[0] for case in cases}
+    assert {"lint", "image", "stack"} <= stages, stages
+    assert not [c for c, o in cases.items() if o in ("failure", "error")]
+    assert any("IG-USER-NONROOT" in c for c in cases), "image policy checks are in the JUnit file"
+    result = json.loads((sample / "out" / "result.json").read_text())
+    assert result["status"] == "passed" and result["exit_code"] == 0
+    digest = result["pushed"]["digest"]
+    summary = (sample / "out" / "summary.md").read_text()
+    assert "PASSED" in summary and "of 80 MB budget" in summary and digest in summary
+
+    docker_client.images.remove(ref)
+    pulled = docker_client.images.pull(ref.rsplit(":", 1)[0], tag="ok")
+    assert any(d.endswith(digest) for d in pulled.attrs["RepoDigests"]), pulled.attrs["RepoDigests"]
+    docker_client.images.remove(ref)
+    assert leftovers() == []
+
+
+def test_gate_violation_pushes_nothing(sample: Path, registry: str,
+                                       leftovers: Callable[[], list[str]]) -> None:
+    """An image over its size budget fails the image stage: exit 1, reported, nothing pushed."""
+    proc = gate(sample, "--size-budget-mb", "5", "--push", f"{registry}/imagegate/sample:bad")
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert "IG-SIZE-BUDGET" in proc.stdout
+    cases = junit_cases(sample)
+    failed = [c for c, o in cases.items() if o == "failure"]
+    assert failed and all("IG-SIZE-BUDGET" in c for c in failed), failed
+    result = json.loads((sample / "out" / "result.json").read_text())
+    statuses = {s["name"]: s["status"] for s in result["stages"]}
+    assert statuses["image"] == "failed" and statuses["stack"] == "skipped"
+    assert statuses["push"] == "skipped" and not result["pushed"]
+    summary = (sample / "out" / "summary.md").read_text()
+    assert "FAILED" in summary and "IG-SIZE-BUDGET" in summary
+    tags = requests.get(f"http://{registry}/v2/imagegate/sample/tags/list", timeout=5)
+    assert "bad" not in (tags.json().get("tags") or []) if tags.ok else tags.status_code == 404
+    assert leftovers() == []
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    """Replace ``old`` (which must be there) in a sample file."""
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path.name}"
+    path.write_text(text.replace(old, new))
+
+
+BAD_INPUTS: list[tuple[str, Callable[[Path], None], int, str]] = [
+    ("missing-dockerfile", lambda p: (p / "Dockerfile").unlink(), 2, "Dockerfile not found"),
+    ("invalid-compose-yaml", lambda p: (p / "compose.yml").write_text("services: [web\n"), 2,
+     "compose.yml"),
+    ("unknown-config-key", lambda p: _edit(p / "pyproject.toml", "web_port = 5000",
+                                           "web_port = 5000\nweb_prot = 1"), 2, "web_prot"),
+    ("does-not-build", lambda p: _edit(p / "Dockerfile", "COPY sample/",
+                                       "RUN exit 3\nCOPY sample/"), 1, "build failed"),
+    ("never-healthy", lambda p: _edit(p / "compose.yml", "5000/health', timeout=2)",
+                                      "5000/nope', timeout=2)"), 1, "stack"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "rc", "says"), [b[1:] for b in BAD_INPUTS],
+                         ids=[b[0] for b in BAD_INPUTS])
+def test_gate_bad_input(sample: Path, mutate: Callable[[Path], None], rc: int, says: str,
+                        leftovers: Callable[[], list[str]]) -> None:
+    """Each bad input is a clear error naming what is wrong, the right exit code, nothing left."""
+    mutate(sample)
+    proc = gate(sample, "--quiet")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == rc, out[-3000:]
+    assert says in out, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+    assert leftovers() == []
