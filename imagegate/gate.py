@@ -145,7 +145,10 @@ class Gate:
             "id": image.id, "tags": ", ".join(image.tags), "size": image.attrs["Size"],
             "budget_mb": self.s.size_budget_mb, "layers": len(layers),
             "layer_budget": self.s.layer_budget,
-            "top_layers": [{"size": h["Size"], "created_by": h["CreatedBy"][-120:] or "(imported base layer)"} for h in top],
+            "top_layers": [
+                {"size": h["Size"], "created_by": h["CreatedBy"][-120:] or "(imported base layer)"}
+                for h in top
+            ],
         }
 
     def _pytest_stage(self, name: str) -> Callable[[StageResult], None]:
