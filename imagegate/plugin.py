@@ -17,6 +17,13 @@ import pytest
 from . import settings as settings_mod
 from .engine import cleanup_session, ensure_engine, new_session_id
 from .errors import ImagegateError
+from .plugin_stack import (  # noqa: F401  (fixtures: every project gets them)
+    stack,
+    stack_env,
+    stack_factory,
+    stack_files,
+    stack_url,
+)
 from .settings import Settings
 
 SETTINGS_KEY = pytest.StashKey[Settings]()

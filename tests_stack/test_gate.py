@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from imagegate.engine import SESSION_LABEL
+from imagegate.engine import labelled_objects, stale_sessions
 from imagegate.proc import wait_until
 
 pytestmark = pytest.mark.slow
@@ -66,20 +66,19 @@ def sample(tmp_path: Path, imagegate_settings: Any) -> Path:
 
 
 @pytest.fixture
-def leftovers(docker_client: Any, imagegate_session: str) -> Callable[[], list[str]]:
-    """Labelled objects that appeared since the test started (other than this session's own)."""
-    def objects() -> set[str]:
-        found = set()
-        for ctr in docker_client.containers.list(all=True, filters={"label": SESSION_LABEL}):
-            found.add(f"container:{ctr.name}")
-        for net in docker_client.networks.list(filters={"label": SESSION_LABEL}):
-            found.add(f"network:{net.name}")
-        for vol in docker_client.volumes.list(filters={"label": SESSION_LABEL}):
-            found.add(f"volume:{vol.name}")
-        return {o for o in found if imagegate_session not in o}
+def leftovers(docker_client: Any) -> Callable[[], list[str]]:
+    """Labelled objects left by sessions whose process has ended since the test started.
 
-    before = objects()
-    return lambda: sorted(objects() - before)
+    Other runs may be live on the same engine; an object whose owner is still running is not a
+    leftover, one whose owner has exited is.
+    """
+    before = stale_sessions(docker_client)
+
+    def left() -> list[str]:
+        return sorted(obj for session in stale_sessions(docker_client) - before
+                      for obj in labelled_objects(session, docker_client))
+
+    return left
 
 
 def gate(project: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
