@@ -15,11 +15,8 @@ VARIANTS = Path(__file__).parent / "variants"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Load the stack fixtures (stack, stack_url, stack_factory…) as a plugin, unless already
-    loaded; harmless once imagegate.plugin provides them itself."""
+    """Register this suite's ``slow`` marker (the stack fixtures come from imagegate.plugin)."""
     config.addinivalue_line("markers", "slow: takes more than a few seconds (load, subprocess runs)")
-    if not config.pluginmanager.has_plugin("imagegate.plugin_stack"):
-        config.pluginmanager.import_plugin("imagegate.plugin_stack")
 
 
 @pytest.fixture(scope="session")

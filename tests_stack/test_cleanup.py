@@ -18,7 +18,13 @@ from imagegate.proc import wait_until
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 INNER_CONFTEST = '''\
-pytest_plugins = ["imagegate.plugin_stack"]
+import pytest
+
+
+@pytest.fixture
+def web_url(stack, stack_url):
+    """The imagegate plugin's session stack, as any project's conftest would use it."""
+    return stack_url
 '''
 
 INNER_TEST = '''\
@@ -31,8 +37,8 @@ import requests
 from imagegate.engine import labelled_objects
 
 
-def test_inner(stack, stack_url, imagegate_session):
-    assert requests.get(stack_url + "/healthz", timeout=5).status_code == 200
+def test_inner(web_url, imagegate_session):
+    assert requests.get(web_url + "/healthz", timeout=5).status_code == 200
     # Not vacuous: every kind of object is there, labelled, while the stack is up.
     kinds = {name.split(":")[0] for name in labelled_objects(imagegate_session)}
     assert kinds == {"container", "network", "volume"}, kinds
