@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ def test_code_change_reuses_dependency_layer(docker_client: Any, app_image: str,
     shutil.copytree(root / "app", tmp_path / "app", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(root / imagegate_settings.wheelhouse, tmp_path / imagegate_settings.wheelhouse)
     views = tmp_path / "app" / "views.py"
-    views.write_text(views.read_text() + "\n# a one-line change\n")
+    views.write_text(views.read_text() + f"\n# a one-line change {uuid.uuid4().hex}\n")
 
     result = build.build(
         docker_client, context=tmp_path, dockerfile=tmp_path / "Dockerfile", tags=[],
