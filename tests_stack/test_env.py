@@ -19,6 +19,7 @@ from imagegate.stack import Stack
 pytestmark = pytest.mark.stack
 
 
+@pytest.mark.slow  # its own compose project (~5 s): make test, not the gate
 def test_env_file_reaches_app(stack_factory: Any, project_copy: Callable[..., Path]) -> None:
     """APP_GREETING set only in the .env beside compose.yml (env_file) reaches the app."""
     project = project_copy(dotenv="greeting.env")
@@ -27,6 +28,7 @@ def test_env_file_reaches_app(stack_factory: Any, project_copy: Callable[..., Pa
     assert get(stack.url("web", "/info")).json()["greeting_source"] == "env"
 
 
+@pytest.mark.slow  # its own compose project (~5 s): make test, not the gate
 def test_environment_overrides_env_file(stack_factory: Any,
                                         project_copy: Callable[..., Path]) -> None:
     """A service's ``environment:`` entry wins over the same variable in its env_file."""
@@ -44,6 +46,7 @@ def test_defaults_apply_when_unset(stack: Stack, stack_url: str) -> None:
         "APP_ENV": "production", "LOG_LEVEL": "INFO", "WEB_CONCURRENCY": "2"}
 
 
+@pytest.mark.slow  # its own compose project (~5 s): make test, not the gate
 def test_production_500_leaks_nothing(fault_stack: Stack) -> None:
     """In production a 500 is generic JSON: no traceback, no debugger, no exception text."""
     resp = get(fault_stack.url("web", "/_fault/error"))
@@ -64,6 +67,7 @@ def test_missing_secret_key_compose_refuses(stack_factory: Any) -> None:
     assert "compose.yml" in message, message
 
 
+@pytest.mark.slow  # its own compose project (~5 s): make test, not the gate
 def test_empty_secret_key_app_refuses(stack_factory: Any, stack_files: list[Path],
                                       variants: Path, imagegate_settings: Any) -> None:
     """SECRET_KEY passed but empty: the app itself exits 78 with one line naming SECRET_KEY."""
@@ -78,6 +82,7 @@ def test_empty_secret_key_app_refuses(stack_factory: Any, stack_files: list[Path
     assert "Traceback" not in exc.detail, exc.detail
 
 
+@pytest.mark.slow  # its own compose project (~5 s): make test, not the gate
 def test_dev_overlay_turns_debug_on(stack_factory: Any, stack_files: list[Path],
                                     imagegate_settings: Any) -> None:
     """compose.dev.yml: flask's dev server, APP_ENV=development, debug on, code bind-mounted."""

@@ -13,7 +13,8 @@ from stack_helpers import get, status_of
 from imagegate.proc import wait_until
 from imagegate.stack import Stack
 
-pytestmark = pytest.mark.stack
+# Each fault needs its own project and seconds of waiting: run by make test, not the gate.
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 
 def _state(stack: Stack, service: str) -> dict[str, Any]:
