@@ -14,11 +14,6 @@ from imagegate.stack import Stack, running_stack
 VARIANTS = Path(__file__).parent / "variants"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Register this suite's ``slow`` marker (the stack fixtures come from imagegate.plugin)."""
-    config.addinivalue_line("markers", "slow: takes more than a few seconds (load, subprocess runs)")
-
-
 @pytest.fixture(scope="session")
 def variants() -> Path:
     """The directory of this suite's compose variant files."""
