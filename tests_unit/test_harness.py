@@ -1,0 +1,217 @@
+"""The harness's Docker-free parts: settings, lock parsing, FROM resolution, reports, CLI, plugin."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from imagegate import build, report, settings, wheelhouse
+from imagegate.cli import main
+from imagegate.errors import UsageError, WheelhouseError
+
+pytest_plugins = ["pytester"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_pyproject(tmp_path: Path, table: str) -> Path:
+    """A project dir whose pyproject holds ``[tool.imagegate]`` = ``table``."""
+    (tmp_path / "pyproject.toml").write_text(f"[tool.imagegate]\n{table}\n")
+    return tmp_path
+
+
+# -- settings ----------------------------------------------------------------------------------
+
+
+def test_settings_sources_in_order(tmp_path: Path) -> None:
+    """Defaults < pyproject < IMAGEGATE_* env < flags, each value remembering its source."""
+    write_pyproject(tmp_path, 'size_budget_mb = 70\nlayer_budget = 9\ndockerfile = "D1"')
+    s = settings.load(tmp_path, {"dockerfile": "D3"}, environ={"IMAGEGATE_LAYER_BUDGET": "7"})
+    assert (s.size_budget_mb, s.layer_budget, s.dockerfile, s.compose_file) == (70, 7, "D3",
+                                                                                  "compose.yml")
+    assert s.sources["size_budget_mb"] == "pyproject.toml"
+    assert (s.sources["layer_budget"], s.sources["dockerfile"]) == ("env", "flag")
+    assert s.sources["compose_file"] == "default"
+
+
+@pytest.mark.parametrize(("table", "says"), [
+    ("web_prot = 1", "unknown key [tool.imagegate] 'web_prot'"),
+    ('layer_budget = "many"', "layer_budget: bad value 'many'"),
+    ("layer_budget = 2.5", "layer_budget: bad value 2.5"),
+    ("size_budget_mb = -1", "must be positive"),
+    ('health_path = "healthz"', "must start with /"),
+    ('bases = ["python", "nginx"]', "bases: unknown ['nginx']"),
+    ('http_checks = [{ path = "/", code = 200 }]', "http_checks"),
+    ("run_env = 3", "run_env: bad value 3"),
+    ("[tool.imagegate", "invalid TOML"),
+])
+def test_settings_bad_config_names_file_and_key(tmp_path: Path, table: str, says: str) -> None:
+    """A bad [tool.imagegate] is one UsageError naming the file (or key) and what is wrong."""
+    write_pyproject(tmp_path, table)
+    with pytest.raises(UsageError) as info:
+        settings.load(tmp_path, environ={})
+    assert says in info.value.message
+    assert "\n" not in info.value.message
+
+
+def test_settings_http_checks_and_random_env(tmp_path: Path) -> None:
+    """http_checks parse into HttpCheck; @random becomes a fresh 64-hex secret each time."""
+    write_pyproject(tmp_path, 'http_checks = ["/a", { path = "/b", status = 204, contains = "x" }]'
+                              '\n[tool.imagegate.run_env]\nSECRET_KEY = "@random"\nA = "b"')
+    s = settings.load(tmp_path, environ={})
+    assert s.checks == (settings.HttpCheck("/a"), settings.HttpCheck("/b", 204, "x"))
+    one, two = settings.materialize_env(s.run_env), settings.materialize_env(s.run_env)
+    assert one["A"] == "b" and len(one["SECRET_KEY"]) == 64
+    assert one["SECRET_KEY"] != two["SECRET_KEY"]
+
+
+def test_repo_settings_load() -> None:
+    """This repo's own [tool.imagegate] is valid."""
+    s = settings.load(REPO, environ={})
+    assert s.repo == "imagegate/app" and s.stack_tests == ("tests_stack",)
+
+
+# -- wheelhouse and build -------------------------------------------------------------------
+
+
+def test_parse_lock_keeps_markers_and_hashes() -> None:
+    """The real lock parses; a marker-only pin (async-timeout) is kept for the download."""
+    pins = {p.name: p for p in wheelhouse.parse_lock(REPO / "requirements.lock")}
+    assert {"flask", "gunicorn", "redis", "werkzeug"} <= set(pins)
+    assert "python_full_version" in pins["async-timeout"].marker
+    assert all(len(h) == 64 for p in pins.values() for h in p.hashes)
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("flask>=3\n", "not an exact `name==version` pin"),
+    ("flask==3.1.3\n", "has no --hash"),
+    ("# nothing\n", "no pinned requirements"),
+])
+def test_parse_lock_rejects_unchecked_pins(tmp_path: Path, text: str, says: str) -> None:
+    """Every pin must be exact and hashed: no unverified wheel reaches the image."""
+    lock = tmp_path / "requirements.lock"
+    lock.write_text(text)
+    with pytest.raises(WheelhouseError, match=says):
+        wheelhouse.parse_lock(lock)
+
+
+def test_target_platform_tags() -> None:
+    """A glibc 2.36 base accepts every manylinux tag down to 2_17 and the legacy aliases."""
+    target = wheelhouse.Target("cp", "3.11.2", "x86_64", "glibc", "2.36")
+    tags = target.platforms()
+    assert target.abi == "cp311" and tags[0] == "manylinux_2_36_x86_64"
+    assert "manylinux_2_17_x86_64" in tags and "manylinux2014_x86_64" in tags
+
+
+@pytest.mark.parametrize(("dockerfile", "args", "expected"), [
+    ("ARG PYTHON_IMAGE=a:1\nFROM ${PYTHON_IMAGE} AS b\nFROM b\nFROM ${PYTHON_IMAGE}\n", {},
+     ["a:1"]),
+    ("ARG PYTHON_IMAGE=a:1\nFROM $PYTHON_IMAGE\n", {"PYTHON_IMAGE": "python:3.12-slim"},
+     ["python:3.12-slim"]),
+    ("FROM scratch\nCOPY x /\n", {}, []),
+    ("FROM --platform=linux/amd64 c:2 AS x\nFROM x\n", {}, ["c:2"]),
+    ("FROM ${MISSING:-d:3}\n", {}, ["d:3"]),
+])
+def test_from_images(dockerfile: str, args: dict[str, str], expected: list[str]) -> None:
+    """The images a build needs locally: ARGs substituted, stage names and scratch left out."""
+    assert build.from_images(dockerfile, args) == expected
+
+
+def test_from_images_unset_arg_is_an_error() -> None:
+    """A FROM whose build arg has no value is a clear usage error, not a pull of '' ."""
+    with pytest.raises(UsageError, match="build arg BASE has no value"):
+        build.from_images("ARG BASE\nFROM ${BASE}\n", {})
+
+
+# -- report -----------------------------------------------------------------------------------
+
+
+JUNIT = """<?xml version="1.0"?><testsuites><testsuite name="pytest" tests="3">
+<testcase classname="t.test_image" name="test_policy[IG-USER-NONROOT]"/>
+<testcase classname="t.test_image" name="test_policy[IG-SIZE-BUDGET]">
+<failure message="IG-SIZE-BUDGET: 91.2 MB is over the 80 MB budget">long detail</failure>
+</testcase>
+<testcase classname="t.test_image" name="test_skip"><skipped message="ignored"/></testcase>
+</testsuite></testsuites>"""
+
+
+def test_report_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """JUnit is merged per stage, JSON is complete, Markdown names sizes and failed checks."""
+    junit = tmp_path / "junit-image.xml"
+    junit.write_text(JUNIT)
+    image = report.StageResult("image", "failed", 3.2, junit=str(junit),
+                               checks=report.read_junit(junit))
+    build_stage = report.StageResult("build", "failed", 1.0, message="Dockerfile: build failed")
+    result = report.GateResult("proj", "failed", 1, [build_stage, image],
+                               image={"id": "sha256:" + "a" * 64, "tags": "x:local",
+                                      "size": 91_200_000, "budget_mb": 80, "layers": 4,
+                                      "layer_budget": 20,
+                                      "top_layers": [{"size": 48_500_000, "created_by": "COPY x"}]})
+    summary_file = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary_file))
+    paths = report.write_all(result, tmp_path / "out")
+    md = paths["markdown"].read_text()
+    assert "FAILED" in md and "91.2 MB** of 80 MB budget" in md and "48.5 MB" in md
+    assert "IG-SIZE-BUDGET: 91.2 MB is over the 80 MB budget" in md
+    assert "Dockerfile: build failed" in md
+    assert summary_file.read_text() == md + "\n"  # appended as its own block
+    data = json.loads(paths["json"].read_text())
+    assert [s["name"] for s in data["stages"]] == ["build", "image"]
+    assert image.counts() == {"passed": 1, "failed": 1, "skipped": 1}
+    suites = paths["junit"].read_text()
+    assert suites.count("<testsuite ") == 2 and 'name="build"' in suites
+
+
+# -- CLI ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("argv", "rc", "says"), [
+    (["gate", "--project-dir", "/nonexistent/x"], 2, "not a directory"),
+    (["gate", "--push", "just-a-name"], 2, "expected REGISTRY/REPO:TAG"),
+    (["lint", "--dockerfile", "Nope.dockerfile"], 2, "Nope.dockerfile"),
+])
+def test_cli_usage_errors_are_one_line(argv: list[str], rc: int, says: str,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Bad input: exit 2 and one line on stderr naming the problem, no traceback."""
+    os.chdir(REPO)
+    assert main(argv) == rc
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_cli_lint_finds_a_root_user(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`imagegate lint` exits 1 and prints each finding with its id and line."""
+    (tmp_path / "Dockerfile").write_text(
+        'FROM python:3.12-slim\nHEALTHCHECK CMD ["true"]\nUSER root\nCMD ["python3"]\n')
+    assert main(["lint", "--project-dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "Dockerfile:3: IG-LINT-USER-ROOT" in out
+
+
+# -- plugin (pytester) ------------------------------------------------------------------------
+
+
+def test_plugin_header_and_bad_config(pytester: pytest.Pytester) -> None:
+    """The header says what is gated and from where; a bad config key is a usage error."""
+    pytester.makefile(".toml", pyproject='[tool.imagegate]\nsize_budget_mb = 55\n')
+    pytester.makepyfile("def test_settings(imagegate_settings):\n"
+                        "    assert imagegate_settings.size_budget_mb == 55\n")
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["imagegate session: ig*",
+                                 "imagegate size_budget_mb: 55.0 [pyproject.toml]"])
+    pytester.makefile(".toml", pyproject='[tool.imagegate]\nsize_budget = 55\n')
+    bad = pytester.runpytest()
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    assert "pyproject.toml: unknown key [tool.imagegate] 'size_budget'" in bad.stderr.str()
+
+
+def test_plugin_option_validation(pytester: pytest.Pytester) -> None:
+    """Options are validated at parse time (a negative budget never reaches a check)."""
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest("--imagegate-size-budget-mb", "-3")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--imagegate-size-budget-mb*invalid*"])
