@@ -1,0 +1,1 @@
+"""Benchmarks of the imagegate image and gate against the seed's recipe (``make bench``)."""

@@ -1,0 +1,143 @@
+"""``make bench``: our image and gate against the seed's recipe, measured side by side, one run.
+
+Sizes → build times → start → first 200 → load on the stack → the gate, then ``bench/RESULTS.md``.
+Everything the run starts carries ``imagegate.session=<id>`` and is removed by label at the end,
+whatever happens; nothing is pulled, builds have no network, traffic goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+# Run as a script (`python bench/run.py`): make the repo root importable so `bench` is a package.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import builds, gatetime, load, results, sizes, slimbase, startup
+from bench.common import ROOT, Ctx, remove_bench_images
+from imagegate import pipeline, settings
+from imagegate.engine import (
+    SESSION_LABEL,
+    cleanup_session,
+    client,
+    ensure_engine,
+    new_session_id,
+)
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line options (the defaults are what ``make bench`` runs)."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where RESULTS.md goes")
+    p.add_argument("--quick", action="store_true",
+                   help="one repetition of everything, small load, no gate (for trying it out)")
+    p.add_argument("--skip-gate", action="store_true", help="do not time the gate")
+    p.add_argument("--gate-budget", type=float, default=420.0,
+                   help="seconds the measured gate runs may take together (default 420)")
+    return p.parse_args(argv)
+
+
+def log(line: str) -> None:
+    """A progress line, flushed (make shows it as it happens)."""
+    print(f"bench: {line}", flush=True)
+
+
+def other_containers(cli: object, session: str) -> int:
+    """Running containers this run did not start (other work on the same engine)."""
+    running = cli.containers.list()  # type: ignore[attr-defined]
+    return sum(1 for c in running if (c.labels or {}).get(SESSION_LABEL) != session)
+
+
+def collect(ctx: Ctx, params: results.Params, args: argparse.Namespace) -> results.Results:
+    """Every measurement, in order; returns what RESULTS.md is written from."""
+    config = settings.load(ROOT)
+    pipeline.ensure_bases(config, log=lambda _: None)
+    ours_base = pipeline.python_image(config)
+    slim, made = slimbase.ensure_slim_base(ctx.cli, log=log)
+    log(f"bases: {ours_base}, {slim}{' (made now)' if made else ''}")
+    ours_i = builds.Variant("ours", "imagegate", ours_base)
+    seed_i = builds.Variant("seed", "imagegate", ours_base)
+    variants = [ours_i, seed_i, builds.Variant("ours", "slim", slim),
+                builds.Variant("seed", "slim", slim)]
+    r = results.Results(params, results.machine_facts(ctx.cli), ours_i, seed_i)
+    r.busy = {"start": results.load_average()}
+    others_start = other_containers(ctx.cli, ctx.session)
+    bases = (ours_base, slim, pipeline.redis_image())
+    base_ids = {ref: ctx.cli.images.get(ref).id for ref in bases}
+
+    for v in variants:
+        built = builds.build_variant(ctx, v)
+        log(f"built {v.title}: {built.image_id[7:19]}")
+    r.sizes = sizes.measure(ctx.cli, variants)
+    for row in r.sizes:
+        log(f"size {row.variant.title}: {row.size / 1e6:.1f} MB")
+
+    for v in variants:
+        r.builds[v.title] = times = builds.build_times(ctx, v, reps=params.build_reps)
+        log(f"build {v.title}: cold {times.cold.median:.1f}s warm {times.warm.median:.2f}s "
+            f"change {times.change.median:.2f}s")
+    builds.drop_buildtime_images(ctx, variants)
+
+    for v in variants:
+        r.starts[v.title] = st = startup.start_times(ctx, v.ref, runs=params.start_runs)
+        log(f"start {v.title}: median {st.to_200.median * 1000:.0f} ms")
+
+    with load.our_stack(ctx, ours_i.ref) as ours_port, \
+            load.seed_stack(ctx, seed_i.ref) as seed_port:
+        r.load = load.measure(
+            {"ours": ours_port, "seed": seed_port}, requests=params.load_requests,
+            rounds=params.load_rounds, concurrency=params.load_concurrency,
+            warmup=params.load_warmup, cap=params.load_cap)
+    for name, figures in r.load.items():
+        for path, fig in figures.items():
+            log(f"load {name} {path}: {fig.rps.median:.0f} req/s, p99 {fig.p99.median:.1f} ms")
+
+    if args.skip_gate or args.quick:
+        r.gate_note = "skipped (--quick)" if args.quick else "skipped (--skip-gate)"
+    else:
+        r.gate = gatetime.gate_times(ctx, runs=params.gate_runs, budget=args.gate_budget)
+        log(f"gate: median {r.gate.total.median:.1f}s over {r.gate.total.n} warm runs")
+    r.busy["end"] = results.load_average()
+    r.busy["others"] = (f"{others_start} running at the start, "
+                        f"{other_containers(ctx.cli, ctx.session)} at the end")
+    changed = [ref for ref in bases if ctx.cli.images.get(ref).id != base_ids[ref]]
+    r.busy["bases"] = (f"re-made by someone else during the run: {', '.join(changed)} "
+                       "(figures after that point used the new base)" if changed
+                       else "unchanged from start to end")
+    return r
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run every benchmark once, write RESULTS.md, clean up by label; exit 0 unless it crashed."""
+    args = parse(argv)
+    params = results.Params()
+    if args.quick:
+        params = results.Params(build_reps=1, start_runs=2, load_requests=300, load_rounds=1,
+                                load_warmup=50, load_cap=20, gate_runs=0)
+    started = time.monotonic()
+    ensure_engine()
+    cli = client(timeout=900)
+    session = new_session_id()
+    log(f"session {session}; results go to {args.out}")
+    with tempfile.TemporaryDirectory(prefix="imagegate-bench-") as tmp:
+        ctx = Ctx(cli, session, Path(tmp), log=log)
+        try:
+            r = collect(ctx, params, args)
+        finally:
+            removed = cleanup_session(session, cli)
+            images = remove_bench_images(cli, keep=set())
+            log(f"cleanup: {removed}, {images} superseded images")
+    r.seconds = time.monotonic() - started
+    args.out.write_text(results.render(r))
+    log(f"wrote {args.out} in {r.seconds / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
