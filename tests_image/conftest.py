@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -13,10 +14,12 @@ from imagegate.errors import ImagegateError
 
 @pytest.fixture(scope="session")
 def build_variant(docker_client: Any, imagegate_settings: Any, app_image: str,
-                  tmp_path_factory: pytest.TempPathFactory) -> Callable[[Callable[[str], str]], str]:
+                  tmp_path_factory: pytest.TempPathFactory,
+                  ) -> Iterator[Callable[[Callable[[str], str]], str]]:
     """Build the project with ``mutate(Dockerfile text)`` applied; return the image id.
 
     Runs after ``app_image`` so the wheelhouse is in place and most layers come from cache.
+    The variant images are removed at the end of the session (throwaway, not a cache).
     """
     source = imagegate_settings.path(imagegate_settings.dockerfile).read_text()
     out = tmp_path_factory.mktemp("variants")
@@ -36,6 +39,11 @@ def build_variant(docker_client: Any, imagegate_settings: Any, app_image: str,
             )
         except ImagegateError as exc:
             pytest.fail(f"variant build failed: {exc.message}\n{exc.detail}", pytrace=False)
+        built.append(result.image_id)
         return result.image_id
 
-    return make
+    built: list[str] = []
+    yield make
+    for image_id in built:
+        with contextlib.suppress(Exception):  # may still be shared by another variant's tag
+            docker_client.images.remove(image_id, force=True)
