@@ -172,13 +172,15 @@ def _server_version() -> str:
         return "?"
 
 
-def cleanup_session(session: str, cli: Any | None = None) -> dict[str, int]:
+def cleanup_session(session: str, cli: Any | None = None,
+                    also: tuple[str, ...] = ()) -> dict[str, int]:
     """Remove every container, network and volume labelled with ``session``; return the counts.
 
+    ``also`` narrows it with more ``key=value`` labels (e.g. one compose project of the session).
     Containers first (they hold networks and volumes), each removal tolerant of races.
     """
     cli = cli or client()
-    flt = {"label": f"{SESSION_LABEL}={session}"}
+    flt = {"label": [f"{SESSION_LABEL}={session}", *also]}
     removed = {"containers": 0, "networks": 0, "volumes": 0}
     for ctr in cli.containers.list(all=True, filters=flt):
         removed["containers"] += _quietly(lambda c=ctr: c.remove(force=True, v=True))

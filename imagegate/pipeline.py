@@ -43,6 +43,11 @@ def redis_image() -> str:
     return base.recipes("redis")[0].ref
 
 
+def build_args(settings: Settings) -> dict[str, str]:
+    """The build args every build of the project gets: its base and its git facts (OCI labels)."""
+    return {"PYTHON_IMAGE": python_image(settings), **build.git_facts(settings.project_dir)}
+
+
 def build_app(cli: Any, settings: Settings, session: str, *, log: Log = print) -> build.BuildResult:
     """Wheelhouse for the base's Python, then the hermetic build; tags ``<repo>:local``."""
     py_image = python_image(settings)
@@ -54,13 +59,12 @@ def build_app(cli: Any, settings: Settings, session: str, *, log: Log = print) -
             settings.path(settings.context) / settings.wheelhouse, log=log,
         )
         log(f"wheelhouse: {len(wheels)} wheels for {target.key}")
-    args = {"PYTHON_IMAGE": py_image, **build.git_facts(settings.project_dir)}
     result = build.build(
         cli,
         context=settings.path(settings.context),
         dockerfile=settings.path(settings.dockerfile),
         tags=[f"{settings.repo}:local"],
-        buildargs=args,
+        buildargs=build_args(settings),
         labels={"imagegate.project": settings.repo},
         progress=log,
     )

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .engine import SESSION_LABEL, session_labels
+from .engine import cleanup_session, session_labels
 from .errors import CommandFailed, StackNotHealthy, UsageError
 from .proc import run
 
@@ -325,21 +325,7 @@ def label_override(config: Mapping[str, Any], labels: Mapping[str, str]) -> dict
 
 def remove_leftovers(cli: Any, session: str, project: str) -> int:
     """Second net after ``down``: remove this project's objects that carry the session label."""
-    flt = {"label": [f"{SESSION_LABEL}={session}", f"{PROJECT_LABEL}={project}"]}
-    removed = 0
-    for ctr in cli.containers.list(all=True, filters=flt):
-        with contextlib.suppress(Exception):
-            ctr.remove(force=True, v=True)
-            removed += 1
-    for net in cli.networks.list(filters=flt):
-        with contextlib.suppress(Exception):
-            net.remove()
-            removed += 1
-    for vol in cli.volumes.list(filters=flt):
-        with contextlib.suppress(Exception):
-            vol.remove(force=True)
-            removed += 1
-    return removed
+    return sum(cleanup_session(session, cli, also=(f"{PROJECT_LABEL}={project}",)).values())
 
 
 @contextlib.contextmanager

@@ -33,8 +33,7 @@ def build_variant(docker_client: Any, imagegate_settings: Any, app_image: str,
             result = build.build(
                 docker_client, context=imagegate_settings.path(imagegate_settings.context),
                 dockerfile=dockerfile, tags=[],
-                buildargs={"PYTHON_IMAGE": pipeline.python_image(imagegate_settings),
-                           **build.git_facts(imagegate_settings.project_dir)},
+                buildargs=pipeline.build_args(imagegate_settings),
                 labels={"imagegate.variant": "true"}, progress=lambda line: None,
             )
         except ImagegateError as exc:

@@ -34,8 +34,7 @@ def test_code_change_reuses_dependency_layer(docker_client: Any, app_image: str,
 
     result = build.build(
         docker_client, context=tmp_path, dockerfile=tmp_path / "Dockerfile", tags=[],
-        buildargs={"PYTHON_IMAGE": pipeline.python_image(imagegate_settings),
-                   **build.git_facts(root)},
+        buildargs=pipeline.build_args(imagegate_settings),
         labels={"imagegate.variant": "true"}, progress=lambda line: None,
     )
     before, after = _layers(docker_client, app_image), _layers(docker_client, result.image_id)
