@@ -16,14 +16,20 @@ pytestmark = [pytest.mark.image, pytest.mark.slow]
 CONTEXT_FILES = ["Dockerfile", ".dockerignore", "requirements.lock", "requirements-bootstrap.lock"]
 
 
-def _layers(cli: Any, image_id: str) -> list[str]:
-    """The image's filesystem layer digests, base first."""
-    return list(cli.images.get(image_id).attrs["RootFS"]["Layers"])
+#: Steps that must come from the build cache after a code change (the dependency layer) …
+DEPENDENCY_STEPS = ["COPY requirements.lock", "COPY .wheels/", '"$1/pip" install',
+                    "COPY --from=builder /etc/passwd", "COPY --from=builder /opt/venv"]
+#: … and the steps that must not (the code layer).
+CODE_STEPS = ["COPY app/", "COPY --from=builder /srv/app"]
 
 
 def test_code_change_reuses_dependency_layer(docker_client: Any, app_image: str,
                                              imagegate_settings: Any, tmp_path: Path) -> None:
-    """Edit a copy of app/views.py: every layer below the code layer is byte-identical."""
+    """Edit a copy of app/views.py: the dependency steps come from cache, the code steps do not.
+
+    Judged on the builder's own "Using cache" per step: layer digests can differ while nothing
+    was rebuilt, when the engine holds two equivalent cache entries for a step.
+    """
     root = imagegate_settings.project_dir
     for name in CONTEXT_FILES:
         shutil.copy2(root / name, tmp_path / name)
@@ -37,12 +43,24 @@ def test_code_change_reuses_dependency_layer(docker_client: Any, app_image: str,
         buildargs=pipeline.build_args(imagegate_settings),
         labels={"imagegate.variant": "true"}, progress=lambda line: None,
     )
-    before, after = _layers(docker_client, app_image), _layers(docker_client, result.image_id)
     docker_client.images.remove(result.image_id, force=True)  # a throwaway variant
-    assert len(before) == len(after)
-    assert before[:-1] == after[:-1], "a layer below the code layer was rebuilt"
-    assert before[-1] != after[-1], "the code layer should hold the change"
-    install = next(i for i, line in enumerate(result.log) if "pip\" install" in line)
-    assert "Using cache" in result.log[install + 1], "the pip install step did not come from cache"
+    steps = _steps(result.log)
+    for needle in DEPENDENCY_STEPS:
+        matching = [cached for text, cached in steps if needle in text]
+        assert matching and all(matching), f"dependency step {needle!r} was rebuilt: {steps}"
+    for needle in CODE_STEPS:
+        matching = [cached for text, cached in steps if needle in text]
+        assert matching and not any(matching), f"code step {needle!r} came from cache: {steps}"
     print(f"one-file change rebuilt in {result.seconds:.2f}s, "
           f"{result.cached_steps}/{result.steps} steps cached")
+
+
+def _steps(log: tuple[str, ...]) -> list[tuple[str, bool]]:
+    """(instruction, came from cache) for each ``Step N/M`` of a classic-builder log."""
+    steps: list[tuple[str, bool]] = []
+    for line in log:
+        if line.startswith("Step "):
+            steps.append((line.split(" : ", 1)[-1], False))
+        elif "Using cache" in line and steps:
+            steps[-1] = (steps[-1][0], True)
+    return steps
