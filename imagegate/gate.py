@@ -6,6 +6,7 @@ test with a stable id whichever face ran it; this module only sequences, times a
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import pipeline, report
+from . import settings as settings_mod
 from .engine import client, ensure_engine, new_session_id
 from .errors import ImagegateError, PushFailed, UsageError
 from .proc import run
@@ -169,13 +171,6 @@ class Gate:
                 cmd += ["--imagegate-image", self.image_id]
             if self.s.gate_select and own:
                 cmd += ["-m", self.s.gate_select]
-            for key in ("python_image", "dockerfile", "compose_file"):
-                if self.s.sources.get(key) == "flag":
-                    cmd += [f"--imagegate-{key.replace('_', '-')}", str(getattr(self.s, key))]
-            if self.s.sources.get("size_budget_mb") == "flag":
-                cmd += ["--imagegate-size-budget-mb", str(self.s.size_budget_mb)]
-            for check_id in self.s.ignore if self.s.sources.get("ignore") == "flag" else ():
-                cmd += ["--imagegate-ignore", check_id]
             rc, tail = self._stream(cmd, timeout=STAGE_TIMEOUT[name])
             stage.junit = str(junit)
             stage.checks = report.read_junit(junit)
@@ -191,7 +186,8 @@ class Gate:
     def _stream(self, cmd: list[str], timeout: float) -> tuple[int, list[str]]:
         """Run pytest, echoing its lines (unless quiet); return its exit code and output tail."""
         tail: list[str] = []
-        proc = subprocess.Popen(cmd, cwd=self.s.project_dir, stdout=subprocess.PIPE,
+        env = {**os.environ, **settings_mod.flag_env(self.s)}  # the gate's flags, every key
+        proc = subprocess.Popen(cmd, cwd=self.s.project_dir, stdout=subprocess.PIPE, env=env,
                                 stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         try:

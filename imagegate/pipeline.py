@@ -7,7 +7,6 @@ an image is made the same way whichever face asked for it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from . import base, build, wheelhouse
@@ -72,9 +71,3 @@ def build_app(cli: Any, settings: Settings, session: str, *, log: Log = print) -
         f"({result.cached_steps}/{result.steps} steps cached)")
     return result
 
-
-def report_path(settings: Settings, name: str) -> Path:
-    """Where a report file goes (created on demand)."""
-    out = settings.path(settings.report_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    return out / name

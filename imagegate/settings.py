@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -175,9 +175,18 @@ def _validate(s: Settings) -> None:
         raise UsageError(f"bases: unknown {sorted(unknown_bases)} (python, redis)")
 
 
-def with_image(settings: Settings, image: str) -> Settings:
-    """The same settings pinned to a built image (stack and image stages use it, never rebuild)."""
-    return replace(settings, image=image)
+def flag_env(s: Settings) -> dict[str, str]:
+    """Every flag-set value as the ``IMAGEGATE_<KEY>`` variable :func:`load` reads back.
+
+    How the gate hands its command-line overrides to the pytest stages it runs, whatever the key.
+    """
+    out = {}
+    for key in sorted(KEYS):
+        if s.sources.get(key) == "flag":
+            value = getattr(s, key)
+            text = ",".join(value) if isinstance(value, tuple) else str(value)
+            out[f"IMAGEGATE_{key.upper()}"] = text
+    return out
 
 
 def describe(s: Settings) -> list[str]:

@@ -67,6 +67,18 @@ def test_settings_http_checks_and_random_env(tmp_path: Path) -> None:
     assert one["SECRET_KEY"] != two["SECRET_KEY"]
 
 
+def test_flag_env_round_trips_every_flag(tmp_path: Path) -> None:
+    """What the gate was given as flags reaches its pytest stages intact, for any key."""
+    write_pyproject(tmp_path, "layer_budget = 20")
+    flags = {"layer_budget": 2, "context": "ctx", "size_budget_mb": 12.5,
+             "ignore": ("IG-A", "IG-B"), "python_image": "python:3.12-slim"}
+    given = settings.load(tmp_path, flags, environ={})
+    env = settings.flag_env(given)
+    assert set(env) == {f"IMAGEGATE_{k.upper()}" for k in flags}
+    again = settings.load(tmp_path, environ=env)
+    assert {k: getattr(again, k) for k in flags} == {k: getattr(given, k) for k in flags}
+
+
 def test_repo_settings_load() -> None:
     """This repo's own [tool.imagegate] is valid."""
     s = settings.load(REPO, environ={})
