@@ -6,7 +6,6 @@ exist locally: the classic builder would otherwise try to pull it from a registr
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .dockerfile import from_images
 from .engine import IMAGE_LABEL
 from .errors import BaseImageError, BuildFailed, UsageError
 
@@ -30,30 +30,6 @@ class BuildResult:
     steps: int
     cached_steps: int
     log: tuple[str, ...]
-
-
-def from_images(dockerfile: str, buildargs: Mapping[str, str]) -> list[str]:
-    """The external images the Dockerfile's ``FROM`` lines name, build args substituted.
-
-    Stage names and ``scratch`` are not images; an unresolvable ``${VAR}`` is an error.
-    """
-    defaults: dict[str, str] = {}
-    stages: set[str] = set()
-    images: list[str] = []
-    for line in _instructions(dockerfile):
-        word, _, rest = line.partition(" ")
-        word = word.upper()
-        if word == "ARG" and not stages and not images:
-            name, _, value = rest.strip().partition("=")
-            defaults[name.strip()] = value.strip().strip('"\'')
-        elif word == "FROM":
-            parts = [p for p in rest.split() if not p.startswith("--")]
-            ref = _substitute(parts[0], {**defaults, **buildargs})
-            if len(parts) >= 3 and parts[1].upper() == "AS":
-                stages.add(parts[2].lower())
-            if ref.lower() not in stages and ref != "scratch" and ref not in images:
-                images.append(ref)
-    return images
 
 
 def build(
@@ -138,41 +114,6 @@ def git_facts(project_dir: Path) -> dict[str, str]:
     dirty = git("status", "--porcelain", "--untracked-files=no")
     facts["VERSION"] = (git("describe", "--tags", "--always") or "dev") + ("-dirty" if dirty else "")
     return {k: v for k, v in facts.items() if v}
-
-
-def _instructions(text: str) -> list[str]:
-    """Dockerfile instructions with continuations joined and comments dropped."""
-    out: list[str] = []
-    current = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not current and (not line or line.startswith("#")):
-            continue
-        if line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            current += line[:-1] + " "
-            continue
-        out.append((current + line).strip())
-        current = ""
-    if current:
-        out.append(current.strip())
-    return out
-
-
-def _substitute(value: str, args: Mapping[str, str]) -> str:
-    """Expand ``$VAR``, ``${VAR}`` and ``${VAR:-default}`` as the builder does in FROM."""
-    def repl(m: re.Match[str]) -> str:
-        name = m.group(1) or m.group(3)
-        default = m.group(2)
-        got = args.get(name, "")
-        if got:
-            return got
-        if default is not None:
-            return default
-        raise UsageError(f"FROM {value}: build arg {name} has no value")
-
-    return re.sub(r"\$\{(\w+)(?::-([^}]*))?\}|\$(\w+)", repl, value)
 
 
 def _last_line(log: list[str]) -> str:

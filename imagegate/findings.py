@@ -3,10 +3,46 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 from .errors import ImagegateError
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a finding points: a file line, a path in the image, a compose service, an image field.
+
+    Parsed from a finding's ``where`` text, whose forms are ``Dockerfile:12`` (file and line),
+    ``compose.yaml:service web`` (a compose file's service), ``/srv/app/.env`` (a path in the
+    image), ``Config.User`` (an image config field) and ``service web`` (a running service).
+    """
+
+    file: str = ""
+    line: int = 0
+    image_path: str = ""
+    service: str = ""
+    field: str = ""
+
+    @classmethod
+    def parse(cls, where: str) -> Location:
+        """The structured form of a ``where`` text (see the class docstring)."""
+        where = where.strip()
+        if not where:
+            return cls()
+        if where.startswith("/"):
+            return cls(image_path=where.split(" ", 1)[0])
+        if where.startswith("service "):
+            return cls(service=where.removeprefix("service ").strip())
+        head, sep, tail = where.rpartition(":")
+        if sep and tail.startswith("service "):
+            return cls(file=head, service=tail.removeprefix("service ").strip())
+        if sep and tail.isdigit():
+            return cls(file=head, line=int(tail))
+        if re.fullmatch(r"[A-Z][A-Za-z]*(?:\.[A-Za-z]+)+", where):
+            return cls(field=where)
+        return cls(file=where)
 
 
 @dataclass(frozen=True)
@@ -15,7 +51,10 @@ class Finding:
 
     ``check_id`` is stable (``IG-USER-NONROOT``, ``DL3002`` …) so reports and ignore lists can
     name it; ``message`` is one line saying what was expected and what was seen; ``where`` points
-    at it (``Dockerfile:12``, ``/srv/app/x``); ``detail`` is longer context for a person.
+    at it (``Dockerfile:12``, ``/srv/app/x``, ``compose.yaml:service web``); ``detail`` is longer
+    context for a person. ``severity`` is set from the catalogue when the finding is judged
+    (profile, overrides); ``skipped`` says why a check did not run (ignored, not applicable);
+    ``stage`` and ``name`` (the pytest node id) say which run produced it.
     """
 
     check_id: str
@@ -23,11 +62,35 @@ class Finding:
     message: str
     where: str = ""
     detail: str = ""
+    severity: str = ""
+    skipped: str = ""
+    stage: str = ""
+    name: str = ""
 
     def __str__(self) -> str:
         """``ID [where]: message`` on one line, as the CLI prints it."""
         at = f" [{self.where}]" if self.where else ""
         return f"{self.check_id}{at}: {self.message}"
+
+    @property
+    def location(self) -> Location:
+        """:attr:`where` as a structured :class:`Location`."""
+        return Location.parse(self.where)
+
+    @property
+    def outcome(self) -> str:
+        """passed | failed | skipped (a failure below ``fail_on`` is still "failed" here)."""
+        return "skipped" if self.skipped else ("passed" if self.ok else "failed")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (findings files, result.json)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Finding:
+        """The inverse of :meth:`to_dict`; unknown keys are ignored."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 def failures(findings: Iterable[Finding]) -> list[Finding]:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import shutil
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from .dockerfile import Dockerfile, Instruction, _expand, _words, assignments, parse
 from .errors import UsageError
 from .findings import Finding, drop_ignored, secret_problem
 from .proc import run
@@ -42,146 +41,6 @@ BUILDKIT_FLAGS = {
     "COPY": ("--link", "--chmod", "--parents", "--exclude"),
     "ADD": ("--link", "--chmod", "--checksum", "--keep-git-dir", "--exclude"),
 }
-DIRECTIVE = re.compile(r"^#\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(.*?)\s*$")
-HEREDOC = re.compile(r"(?<!<)<<(-?)\s*([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2")
-VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::([-+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
-
-
-@dataclass(frozen=True)
-class Instruction:
-    """One logical instruction: continuations joined, comments dropped."""
-
-    line: int
-    keyword: str
-    args: str
-    heredoc: str = ""
-
-    @property
-    def flags(self) -> list[str]:
-        """The leading ``--flag[=value]`` words."""
-        return self.args.split()[: _flag_count(self.args)]
-
-    @property
-    def rest(self) -> str:
-        """The arguments after the flags."""
-        words = self.args.split(None, _flag_count(self.args))
-        return words[-1] if len(words) > _flag_count(self.args) else ""
-
-    @property
-    def exec_form(self) -> list[str] | None:
-        """The argv when written as a JSON array, else None (shell form)."""
-        text = self.rest.strip()
-        if not text.startswith("["):
-            return None
-        try:
-            value = json.loads(text)
-        except ValueError:
-            return None
-        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-        return value if ok else None
-
-
-@dataclass
-class Stage:
-    """One ``FROM`` and what follows it."""
-
-    base: str
-    name: str
-    start: Instruction
-    instructions: list[Instruction] = field(default_factory=list)
-
-
-@dataclass
-class Dockerfile:
-    """A parsed Dockerfile: parser directives, global ARGs (before the first FROM), stages."""
-
-    directives: dict[str, tuple[int, str]]
-    preamble: list[Instruction]
-    stages: list[Stage]
-
-    @property
-    def instructions(self) -> list[Instruction]:
-        """Every instruction in file order."""
-        return [*self.preamble, *(i for s in self.stages for i in (s.start, *s.instructions))]
-
-    def final_chain(self) -> list[Instruction]:
-        """The final stage's instructions, preceded by those of the stages it is built ``FROM``."""
-        chain: list[Stage] = []
-        stage: Stage | None = self.stages[-1] if self.stages else None
-        while stage is not None and stage not in chain:
-            chain.insert(0, stage)
-            stage = next((s for s in self.stages[: self.stages.index(stage)]
-                          if s.name and s.name == stage.base.lower()), None)
-        return [i for s in chain for i in (s.start, *s.instructions)]
-
-
-def parse(text: str) -> Dockerfile:
-    """Parse Dockerfile ``text`` the way the builder reads it."""
-    lines = text.splitlines()
-    directives: dict[str, tuple[int, str]] = {}
-    i = 0
-    while i < len(lines):
-        found = DIRECTIVE.match(lines[i].strip())
-        if not found or found.group(1).lower() in directives:
-            break
-        directives[found.group(1).lower()] = (i + 1, found.group(2))
-        i += 1
-    escape = directives.get("escape", (0, "\\"))[1] or "\\"
-    continuation = re.compile(re.escape(escape) + r"[ \t]*$")
-    out: list[Instruction] = []
-    while i < len(lines):
-        stripped = lines[i].strip()
-        if not stripped or stripped.startswith("#"):
-            i += 1
-            continue
-        start, text_parts = i + 1, []
-        while True:
-            current = lines[i]
-            joined = continuation.search(current)
-            text_parts.append(current[: joined.start()] if joined else current)
-            i += 1
-            if not joined:
-                break
-            while i < len(lines) and (not lines[i].strip() or lines[i].lstrip().startswith("#")):
-                i += 1
-            if i >= len(lines):
-                break
-        keyword, _, args = "".join(text_parts).strip().partition(" ")
-        heredoc = ""
-        marker = HEREDOC.search(args) if keyword.upper() in ("RUN", "COPY", "ADD") else None
-        if marker:
-            heredoc, strip_tabs = marker.group(3), marker.group(1) == "-"
-            while i < len(lines) and (lines[i].lstrip("\t") if strip_tabs else lines[i]) != heredoc:
-                i += 1
-            i += 1
-        out.append(Instruction(start, keyword.upper(), args.strip(), heredoc))
-    preamble: list[Instruction] = []
-    stages: list[Stage] = []
-    for ins in out:
-        if ins.keyword == "FROM":
-            words = ins.rest.split()
-            name = words[2].lower() if len(words) >= 3 and words[1].upper() == "AS" else ""
-            stages.append(Stage(words[0] if words else "", name, ins))
-        elif stages:
-            stages[-1].instructions.append(ins)
-        else:
-            preamble.append(ins)
-    return Dockerfile(directives, preamble, stages)
-
-
-def assignments(ins: Instruction) -> list[tuple[str, str | None]]:
-    """``ENV``/``ARG`` as (name, value) pairs: ``k=v k2="v 2"``, legacy ``ENV k v``, ``ARG k``."""
-    rest = ins.rest.strip()
-    first = rest.split(None, 1)
-    if ins.keyword == "ENV" and first and "=" not in first[0]:
-        return [(first[0], first[1] if len(first) > 1 else "")]
-    pairs: list[tuple[str, str | None]] = []
-    for word in _words(rest):
-        name, eq, value = word.partition("=")
-        pairs.append((name, value if eq else None))
-    return pairs
-
-
 def extra_checks(text: str, path: str) -> list[Finding]:
     """The failures hadolint does not report, for Dockerfile ``text`` shown as ``path``."""
     df = parse(text)
@@ -332,37 +191,6 @@ def _add_url(df: Dockerfile, path: str) -> list[Finding]:
                                "vendored file and COPY, or a checksum-checked fetch)",
                                where=f"{path}:{ins.line}"))
     return out
-
-
-def _expand(word: str, scope: dict[str, str]) -> str:
-    """``$VAR``, ``${VAR}``, ``${VAR:-default}`` and ``${VAR:+alt}`` from ``scope``."""
-    def one(m: re.Match[str]) -> str:
-        name = m.group(1) or m.group(4)
-        value = scope.get(name, "")
-        if m.group(2) == "-":
-            return value or m.group(3)
-        if m.group(2) == "+":
-            return m.group(3) if value else ""
-        return value
-    return VAR.sub(one, word)
-
-
-def _words(text: str) -> list[str]:
-    """Shell-like words (quotes honoured); plain whitespace split if the quoting is broken."""
-    try:
-        return shlex.split(text, comments=False, posix=True)
-    except ValueError:
-        return text.split()
-
-
-def _flag_count(args: str) -> int:
-    """How many leading words of ``args`` are ``--flags``."""
-    count = 0
-    for word in args.split():
-        if not word.startswith("--"):
-            break
-        count += 1
-    return count
 
 
 def _short(text: str, width: int = 40) -> str:

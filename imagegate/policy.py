@@ -256,11 +256,11 @@ def size_budget(facts: ImageFacts, settings: Settings) -> Finding:
     budget = settings.size_budget_mb * 1e6
     seen = f"{size / 1e6:.1f} MB, budget {settings.size_budget_mb:g} MB"
     if size <= budget:
-        return Finding("IG-SIZE-BUDGET", True, f"image is {seen}", "Size")
+        return Finding("IG-SIZE-BUDGET", True, f"image is {seen}", "Image.Size")
     top = sorted(facts.history, key=lambda h: -int(h.get("Size") or 0))[:5]
     layers = [f"{int(h.get('Size') or 0) / 1e6:.1f} MB {_created_by(h)}" for h in top]
     return Finding("IG-SIZE-BUDGET", False,
-                   f"image is {seen}; largest layers: " + "; ".join(layers), "Size",
+                   f"image is {seen}; largest layers: " + "; ".join(layers), "Image.Size",
                    detail="\n".join(layers))
 
 
