@@ -30,30 +30,48 @@ class Settings:
     """What to gate and how; one frozen object shared by the CLI, the plugin and the checks."""
 
     project_dir: Path = Path(".")
-    dockerfile: str = "Dockerfile"
-    context: str = "."
-    compose_file: str = "compose.yml"
-    web_service: str = "web"
-    web_port: int = 8000
-    health_path: str = "/healthz"
+    #: Empty means "discover": the compose file's web service decides (see discovery.py).
+    dockerfile: str = ""
+    context: str = ""
+    target: str = ""
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    compose_file: str = ""
+    web_service: str = ""
+    web_port: int = 0
+    #: Empty: the image's HEALTHCHECK, else ``GET /`` answering below 500. Set: that path, 2xx.
+    health_path: str = ""
     http_checks: tuple[HttpCheck, ...] = ()
     image_repo: str = ""
     image_var: str = "APP_IMAGE"
     python_image: str = ""
-    bases: tuple[str, ...] = ("python", "redis")
-    locks: tuple[str, ...] = ("requirements.lock", "requirements-bootstrap.lock")
+    #: Local bases to make; empty: those the Dockerfile names (imagegate/python, imagegate/redis).
+    bases: tuple[str, ...] = ()
+    #: Hashed locks turned into a wheelhouse in ``<context>/<wheelhouse>`` (hermetic builds).
+    locks: tuple[str, ...] = ()
     wheelhouse: str = ".wheels"
+    #: auto (BuildKit when there, else classic) | buildkit | classic
+    builder: str = "auto"
+    #: missing (pull a FROM/service image that is not local, as docker does) | never | always
+    pull: str = "missing"
+    #: True: builds get no network (``--network none``), dependencies come from the wheelhouse.
+    hermetic: bool = False
     size_budget_mb: float = 80.0
     layer_budget: int = 20
+    #: baseline (any project's default) | hardened (every hardening check is an error)
+    profile: str = "baseline"
+    #: The lowest severity that fails the gate: error | warning | info
+    fail_on: str = "error"
+    #: Per-check severity overrides, ``{"IG-LABELS" = "error"}`` (hadolint's ``override``).
+    severity: Mapping[str, str] = field(default_factory=dict)
     ignore: tuple[str, ...] = ()
     #: Environment for containers the harness runs (the app container and the stack); a value of
     #: ``@random`` becomes a fresh 32-byte hex secret per session.
     run_env: Mapping[str, str] = field(default_factory=dict)
-    #: The project's own suites per stage; empty means the generic checks shipped in imagegate.
+    #: The project's own suites per stage; the gate runs them besides the generic checks.
     unit_tests: tuple[str, ...] = ()
     image_tests: tuple[str, ...] = ()
     stack_tests: tuple[str, ...] = ()
-    #: A pytest ``-m`` expression the gate's stages run with (e.g. "not slow"); empty: all tests.
+    #: A pytest ``-m`` expression the gate's stages use on the project's own suites.
     gate_select: str = ""
     wait_timeout: float = 120.0
     image: str = ""  # an already built image id/ref: skip the build
@@ -132,10 +150,17 @@ def _coerce(key: str, value: Any, where: str) -> Any:
     try:
         if key == "http_checks":
             return tuple(_http_check(item) for item in value)
-        if key == "run_env":
+        if "Mapping" in str(kind):
             if not isinstance(value, Mapping):
                 raise TypeError("a table of NAME = value")
             return {str(k): str(v) for k, v in value.items()}
+        if kind in ("bool", bool):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError("true or false")
+            return text in ("true", "1", "yes")
         if "tuple" in str(kind):
             items = value.split(",") if isinstance(value, str) else value
             return tuple(str(v).strip() for v in items if str(v).strip())
