@@ -1,9 +1,12 @@
 """The four images compared (ours and the seed's, each on two bases) and their build times.
 
-Ours is built exactly as the gate builds it (:func:`imagegate.pipeline.build_app`: wheelhouse for
-the base's Python, then the hermetic build). The seed's Dockerfile (``bench/seed/Dockerfile``) is
-built by :func:`imagegate.build.build` from a context holding the same wheelhouse. Every build runs
-in a private copy of the context, so the one-file-change figure edits a copy, never ``app/``.
+Ours is built exactly as the gate builds it (:func:`imagegate.pipeline.build_app` with the repo's
+``[tool.imagegate]``: wheelhouse for the base's Python, then the hermetic build). The seed's
+Dockerfile (``bench/seed/Dockerfile``) is built by :func:`imagegate.build.build` from a context
+holding the same wheelhouse, also with no network. Both go through the builder :attr:`Ctx.builder`
+selects (``auto``: BuildKit when a docker CLI has it, else classic); :class:`BuildTimes` says which
+ran. Every build runs in a private copy of the context, so the one-file-change figure edits a copy,
+never ``app/``.
 """
 
 from __future__ import annotations
@@ -11,12 +14,20 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from imagegate import build, pipeline, settings, wheelhouse
 from imagegate.engine import session_labels
 
-from .common import BENCH_LABEL, ROOT, SEED_DOCKERFILE, Ctx, Stats, make_context, timed
+from .common import (
+    BENCH_LABEL,
+    ROOT,
+    SEED_DOCKERFILE,
+    Ctx,
+    Stats,
+    context_files,
+    make_context,
+    timed,
+)
 
 #: The app file the one-file-change build edits (in the private context copy).
 CHANGED_FILE = "app/views.py"
@@ -57,7 +68,8 @@ class Variant:
 
 @dataclass(frozen=True)
 class BuildTimes:
-    """Seconds per build kind for one variant, and how many steps the last one took from cache."""
+    """Seconds per build kind for one variant, how many steps the last one took from cache, and
+    the builder that ran them (``classic``, ``buildkit`` or ``buildx``)."""
 
     cold: Stats
     warm: Stats
@@ -65,23 +77,7 @@ class BuildTimes:
     steps: int
     warm_cached: int
     change_cached: int
-
-
-class _NoCache:
-    """A docker SDK client whose builds skip the layer cache (``docker build --no-cache``).
-
-    Lets :func:`imagegate.build.build` time a cold build through exactly the code that times the
-    warm ones; everything but ``api.build`` is the real client.
-    """
-
-    def __init__(self, cli: Any) -> None:
-        self._cli = cli
-        self.images = cli.images
-        self.api = self
-
-    def build(self, **kwargs: Any) -> Any:
-        """The engine build call with ``nocache=True``."""
-        return self._cli.api.build(nocache=True, **kwargs)
+    builder: str = ""
 
 
 def _quiet(line: str) -> None:
@@ -91,8 +87,9 @@ def _quiet(line: str) -> None:
 def prepare(ctx: Ctx, variant: Variant) -> Path:
     """Create the variant's context: ours = the repo's; seed = seed Dockerfile + same wheelhouse."""
     dest = variant.context(ctx)
-    if variant.recipe == "ours":
-        return make_context(dest)
+    if variant.recipe == "ours":  # the repo's context and its [tool.imagegate] (locks, hermetic)
+        return make_context(dest, files=[*context_files(), (ROOT / "pyproject.toml",
+                                                            "pyproject.toml")])
     make_context(dest, files=[(SEED_DOCKERFILE, "Dockerfile"),
                               (ROOT / "requirements.lock", "requirements.txt")])
     target = wheelhouse.detect_target(variant.base_ref, ctx.cli, session_labels(ctx.session))
@@ -106,16 +103,20 @@ def build_variant(ctx: Ctx, variant: Variant) -> build.BuildResult:
     dest = prepare(ctx, variant)
     if variant.recipe == "ours":
         config = settings.load(dest, overrides={"python_image": variant.base_ref,
-                                                "image_repo": variant.repo})
+                                                "image_repo": variant.repo,
+                                                "builder": ctx.builder})
         return pipeline.build_app(ctx.cli, config, ctx.session, log=_quiet)
-    return _build(ctx.cli, variant, dest, variant.ref)
+    return _build(ctx, variant, dest, variant.ref)
 
 
-def _build(cli: Any, variant: Variant, context: Path, tag: str) -> build.BuildResult:
-    """One build of ``context`` with the arguments :func:`pipeline.build_app` would pass."""
-    return build.build(cli, context=context, dockerfile=context / "Dockerfile", tags=[tag],
+def _build(ctx: Ctx, variant: Variant, context: Path, tag: str, *,
+           no_cache: bool = False) -> build.BuildResult:
+    """One build of ``context`` with the arguments :func:`pipeline.build_app` would pass (no
+    network, the run's builder); ``no_cache`` skips the layer cache (``--no-cache``)."""
+    return build.build(ctx.cli, context=context, dockerfile=context / "Dockerfile", tags=[tag],
                        buildargs={"PYTHON_IMAGE": variant.base_ref}, labels=variant.labels(),
-                       progress=_quiet)
+                       progress=_quiet, builder=ctx.builder, network="none", pull="never",
+                       no_cache=no_cache)
 
 
 def build_times(ctx: Ctx, variant: Variant, reps: int = 3) -> BuildTimes:
@@ -127,30 +128,30 @@ def build_times(ctx: Ctx, variant: Variant, reps: int = 3) -> BuildTimes:
     """
     context = variant.context(ctx)
     tag = f"{variant.repo}:buildtime"
-    nocache = _NoCache(ctx.cli)
-    cold = [_timed_build(nocache, variant, context, tag) for _ in range(reps)]
-    warm = [_timed_build(ctx.cli, variant, context, tag) for _ in range(reps)]
+    cold = [_timed_build(ctx, variant, context, tag, no_cache=True) for _ in range(reps)]
+    warm = [_timed_build(ctx, variant, context, tag) for _ in range(reps)]
     changed = context / CHANGED_FILE
     original = changed.read_text()
     change = []
     try:
         for i in range(reps):
             changed.write_text(original + f"# bench: one-file change {i + 1}\n")
-            change.append(_timed_build(ctx.cli, variant, context, tag))
+            change.append(_timed_build(ctx, variant, context, tag))
     finally:
         changed.write_text(original)
     return BuildTimes(
         cold=Stats(tuple(s for s, _ in cold)), warm=Stats(tuple(s for s, _ in warm)),
-        change=Stats(tuple(s for s, _ in change)), steps=warm[-1][1].steps,
+        change=Stats(tuple(s for s, _ in change)), steps=warm[-1][1].steps_count,
         warm_cached=warm[-1][1].cached_steps, change_cached=change[-1][1].cached_steps,
+        builder=warm[-1][1].builder,
     )
 
 
-def _timed_build(cli: Any, variant: Variant, context: Path,
-                 tag: str) -> tuple[float, build.BuildResult]:
-    """Wall-clock seconds of one cached build, and its result."""
+def _timed_build(ctx: Ctx, variant: Variant, context: Path, tag: str, *,
+                 no_cache: bool = False) -> tuple[float, build.BuildResult]:
+    """Wall-clock seconds of one build, and its result."""
     holder: list[build.BuildResult] = []
-    seconds = timed(lambda: holder.append(_build(cli, variant, context, tag)))
+    seconds = timed(lambda: holder.append(_build(ctx, variant, context, tag, no_cache=no_cache)))
     return seconds, holder[0]
 
 

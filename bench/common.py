@@ -1,8 +1,9 @@
 """What every benchmark shares: the run context, summary statistics, and build contexts.
 
 Every container, network and volume a benchmark creates carries ``engine.session_labels``; the
-images it builds carry ``imagegate.managed=true`` (from :func:`imagegate.build.build`) and
-:data:`BENCH_LABEL`, so ``imagegate prune --images`` or :func:`remove_bench_images` finds them.
+images it builds carry ``imagegate.managed=true`` (whichever builder :func:`imagegate.build.build`
+runs) and :data:`BENCH_LABEL`, so ``imagegate prune --images`` or :func:`remove_bench_images`
+finds them.
 """
 
 from __future__ import annotations
@@ -29,13 +30,15 @@ Log = Callable[[str], None]
 @dataclass
 class Ctx:
     """One benchmark run: the engine client, the session every object is labelled with, a scratch
-    directory, and the log (progress lines go to stdout; numbers go to RESULTS.md)."""
+    directory, the log (progress lines go to stdout; numbers go to RESULTS.md) and the builder
+    setting every build uses (``auto`` | ``buildkit`` | ``classic``, as ``[tool.imagegate]``)."""
 
     cli: Any
     session: str
     tmp: Path
     log: Log = print
     notes: list[str] = field(default_factory=list)
+    builder: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -104,10 +107,15 @@ def make_context(dest: Path, *, files: Iterable[tuple[Path, str]] | None = None)
     shutil.copytree(ROOT / "app", dest / "app",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "tests"))
     if files is None:
-        files = [(ROOT / name, name) for name in CONTEXT_FILES if (ROOT / name).is_file()]
+        files = context_files()
     for src, name in files:
         shutil.copy2(src, dest / name)
     return dest
+
+
+def context_files() -> list[tuple[Path, str]]:
+    """(source, name) of the repo's own build-context files beside ``app/``."""
+    return [(ROOT / name, name) for name in CONTEXT_FILES if (ROOT / name).is_file()]
 
 
 def image_size(cli: Any, ref: str) -> int:

@@ -1,35 +1,39 @@
-"""Build the app image hermetically: local bases only, ``--network none``, progress streamed.
+"""Build an image: settle the pull policy, pick a builder, stream the build.
 
-Before anything is sent to the engine, every ``FROM`` image (after build-arg substitution) must
-exist locally: the classic builder would otherwise try to pull it from a registry.
+Before anything is sent to the engine, every ``FROM`` image (after build-arg substitution) is
+settled by the pull policy: ``never`` wants it local, ``missing`` pulls just the absent ones,
+``always`` leaves it to the builder (which re-pulls). The builders themselves — classic (SDK) and
+BuildKit (CLI) — live in :mod:`imagegate.builders`; their types are re-exported here.
 """
 
 from __future__ import annotations
 
 import subprocess
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .builders import (
+    PULL_POLICIES,
+    Builder,
+    BuildKitBuilder,
+    BuildRequest,
+    BuildResult,
+    ClassicBuilder,
+    Step,
+    builder_name,
+    frontend_line,
+    frontend_message,
+    select_builder,
+)
 from .dockerfile import from_images
-from .engine import IMAGE_LABEL
-from .errors import BaseImageError, BuildFailed, UsageError
+from .errors import BaseImageError, UsageError
 
-LOG_TAIL = 25
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    """A built image: its id, the tags it got, how long it took and what the builder said."""
-
-    image_id: str
-    tags: tuple[str, ...]
-    seconds: float
-    steps: int
-    cached_steps: int
-    log: tuple[str, ...]
+__all__ = [
+    "BuildKitBuilder", "BuildRequest", "BuildResult", "Builder", "ClassicBuilder", "Step", "build",
+    "builder_name", "ensure_from_images", "from_images", "git_facts", "options", "project_paths",
+    "select_builder",
+]
 
 
 def build(
@@ -37,67 +41,112 @@ def build(
     *,
     context: Path,
     dockerfile: Path,
-    tags: list[str],
+    tags: Sequence[str],
     buildargs: Mapping[str, str],
     labels: Mapping[str, str],
     progress: Callable[[str], None] = print,
-    timeout: int = 900,
+    builder: str | Builder = "auto",
+    network: str = "default",
+    pull: str = "missing",
+    target: str = "",
+    no_cache: bool = False,
+    timeout: float = 900,
 ) -> BuildResult:
-    """Build with the classic builder and no network; :class:`BuildFailed` carries the log tail."""
-    import docker.errors
+    """Build ``dockerfile`` in ``context`` with ``builder`` (a setting or a :class:`Builder`).
 
-    if not dockerfile.is_file():
-        raise UsageError(f"{dockerfile}: Dockerfile not found")
+    A failed build is :class:`BuildFailed` naming the step and its error (log tail as detail); a
+    FROM image the pull policy cannot supply is :class:`BaseImageError`.
+    """
+    request = BuildRequest(context=context, dockerfile=dockerfile, tags=tuple(tags),
+                           buildargs=dict(buildargs), labels=dict(labels), target=target,
+                           network=network, pull=pull, no_cache=no_cache, timeout=timeout)
+    chosen = select_builder(builder, cli) if isinstance(builder, str) else builder
     if not context.is_dir():
         raise UsageError(f"{context}: build context is not a directory")
-    for ref in from_images(dockerfile.read_text(), buildargs):
-        try:
-            cli.images.get(ref)
-        except docker.errors.ImageNotFound:
+    ensure_from_images(cli, dockerfile, request.buildargs, pull, progress=progress)
+    if chosen.name != "classic":
+        _check_frontend(cli, request)
+    return chosen.build(request, progress)
+
+
+def options(settings: Any) -> dict[str, Any]:
+    """The :func:`build` keywords a project's settings decide: builder, network, pull, target."""
+    return {"builder": settings.builder, "network": "none" if settings.hermetic else "default",
+            "pull": settings.pull, "target": settings.target}
+
+
+def project_paths(settings: Any) -> tuple[Path, Path]:
+    """(context, Dockerfile) of a project: as configured, else docker's own defaults (the project
+    directory, and ``Dockerfile`` in the context)."""
+    context = settings.path(settings.context or ".")
+    dockerfile = settings.path(settings.dockerfile) if settings.dockerfile else context / "Dockerfile"
+    return context, dockerfile
+
+
+def ensure_from_images(cli: Any, dockerfile: Path, buildargs: Mapping[str, str], pull: str, *,
+                       progress: Callable[[str], None] = print) -> list[str]:
+    """Apply the pull policy to the Dockerfile's FROM images; return them.
+
+    ``never``: a missing one is a :class:`BaseImageError`. ``missing``: pull just the missing ones
+    (a failure names the image and the registry's complaint). ``always``: the builder pulls.
+    """
+    if pull not in PULL_POLICIES:
+        raise UsageError(f"pull = {pull!r}: expected one of {', '.join(PULL_POLICIES)}")
+    if not dockerfile.is_file():
+        raise UsageError(f"{dockerfile}: Dockerfile not found")
+    name = dockerfile.name
+    refs = from_images(dockerfile.read_text(), buildargs)
+    if pull == "always":
+        return refs
+    for ref in refs:
+        if _is_local(cli, ref):
+            continue
+        if pull == "never":
             raise BaseImageError(
-                f"{dockerfile.name}: base image {ref} is not present locally and nothing is "
-                "pulled; run `imagegate base` (or load it with `docker load`)"
-            ) from None
-    started = time.monotonic()
-    log: list[str] = []
-    image_id = ""
-    steps = cached = 0
+                f'{name}: FROM {ref} is not present locally and pull = "never"; pull or load it '
+                '(docker load), or set pull = "missing"'
+            )
+        progress(f"pulling {ref} (not present locally)")
+        _pull(cli, ref, name)
+    return refs
+
+
+def _is_local(cli: Any, ref: str) -> bool:
+    """True when the engine has image ``ref``."""
+    import docker.errors
+
     try:
-        stream = cli.api.build(
-            path=str(context), dockerfile=str(dockerfile.resolve()), tag=tags[0] if tags else None,
-            buildargs=dict(buildargs), labels={IMAGE_LABEL: "true", **labels},
-            network_mode="none", pull=False, rm=True, forcerm=True, decode=True, timeout=timeout,
-        )
-        for chunk in stream:
-            if "error" in chunk:
-                log.append(str(chunk["error"]).rstrip())
-                raise BuildFailed(
-                    f"{dockerfile.name}: build failed: {_last_line(log)}",
-                    detail="\n".join(log[-LOG_TAIL:]),
-                )
-            text = str(chunk.get("stream", "")).rstrip("\n")
-            if text:
-                for line in text.splitlines():
-                    log.append(line)
-                    if line.startswith("Step "):
-                        steps += 1
-                        progress(line)
-                    elif "Using cache" in line:
-                        cached += 1
-            aux = chunk.get("aux") or {}
-            if aux.get("ID"):
-                image_id = aux["ID"]
+        cli.images.get(ref)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def _pull(cli: Any, ref: str, name: str) -> None:
+    """Pull one image by its exact reference (a tag or digest; never every tag of a repo)."""
+    import docker.errors
+    import requests.exceptions
+    from docker.utils import parse_repository_tag
+
+    repo, tag = parse_repository_tag(ref)
+    try:
+        cli.images.pull(repo, tag=tag or "latest")
     except docker.errors.APIError as exc:
-        raise BuildFailed(f"{dockerfile.name}: the engine refused the build: {exc.explanation}",
-                          detail="\n".join(log[-LOG_TAIL:])) from None
-    if not image_id:
-        raise BuildFailed(f"{dockerfile.name}: build produced no image",
-                          detail="\n".join(log[-LOG_TAIL:]))
-    image = cli.images.get(image_id)
-    for ref in tags[1:]:
-        repo, _, tag = ref.rpartition(":")
-        image.tag(repo, tag)
-    return BuildResult(image_id, tuple(tags), time.monotonic() - started, steps, cached, tuple(log))
+        why = " ".join(str(exc.explanation or exc).split())
+        raise BaseImageError(f"{name}: FROM {ref} is not present locally and pulling it failed: "
+                             f"{why[:300]}") from None
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise BaseImageError(f"{name}: FROM {ref} is not present locally and pulling it failed: "
+                             f"{' '.join(str(exc).split())[:300]}") from None
+
+
+def _check_frontend(cli: Any, request: BuildRequest) -> None:
+    """Under ``pull = "never"``, a ``# syntax=`` frontend must already be local: BuildKit would
+    otherwise fetch it from its registry."""
+    directive = frontend_line(request)
+    if directive is None or request.pull != "never" or _is_local(cli, directive[1]):
+        return
+    raise UsageError(frontend_message(request, 'not present locally and pull = "never"'))
 
 
 def git_facts(project_dir: Path) -> dict[str, str]:
@@ -114,11 +163,3 @@ def git_facts(project_dir: Path) -> dict[str, str]:
     dirty = git("status", "--porcelain", "--untracked-files=no")
     facts["VERSION"] = (git("describe", "--tags", "--always") or "dev") + ("-dirty" if dirty else "")
     return {k: v for k, v in facts.items() if v}
-
-
-def _last_line(log: list[str]) -> str:
-    """The most telling line of a failed build: the error itself."""
-    for line in reversed(log):
-        if line.strip():
-            return line.strip()[:300]
-    return "(no output)"

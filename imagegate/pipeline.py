@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import base, build, wheelhouse
+from .dockerfile import assignments, from_images, parse
 from .engine import session_labels
 from .settings import Settings
 
@@ -17,16 +18,31 @@ Log = Callable[[str], None]
 
 
 def ensure_bases(settings: Settings, *, force: bool = False, log: Log = print) -> dict[str, str]:
-    """Make the local base images the project uses; return {kind: image ref}."""
+    """Make the local base images the project uses; return {kind: image ref}.
+
+    ``settings.bases`` names them; when it is empty, they are the local bases (imagegate/python,
+    imagegate/redis) the Dockerfile's FROM lines name — a project FROM python:3.11-slim makes none.
+    """
+    kinds = settings.bases
+    named: set[str] = set()
+    if not kinds:
+        _, dockerfile = build.project_paths(settings)
+        if not dockerfile.is_file():
+            return {}
+        named = {ref.removeprefix("docker.io/")
+                 for ref in from_images(dockerfile.read_text(), build_args(settings))}
     refs: dict[str, str] = {}
-    for kind in settings.bases:
-        if kind == "python" and settings.python_image:
+    for recipe in base.recipes("all"):
+        if named and recipe.ref not in named:
+            continue
+        if not named and recipe.kind not in kinds:
+            continue
+        if settings.bases and recipe.kind == "python" and settings.python_image:
             continue  # the user brings their own Python base (e.g. python:3.12-slim)
-        for recipe in base.recipes(kind):
-            result = base.ensure_base(recipe, force=force, log=log)
-            refs[kind] = result.ref
-            log(f"base {result.ref}: {'built' if result.built else 'up to date'} "
-                f"({result.packages} packages, {result.size / 1e6:.1f} MB)")
+        result = base.ensure_base(recipe, force=force, log=log)
+        refs[recipe.kind] = result.ref
+        log(f"base {result.ref}: {'built' if result.built else 'up to date'} "
+            f"({result.packages} packages, {result.size / 1e6:.1f} MB)")
     return refs
 
 
@@ -43,31 +59,42 @@ def redis_image() -> str:
 
 
 def build_args(settings: Settings) -> dict[str, str]:
-    """The build args every build of the project gets: its base and its git facts (OCI labels)."""
-    return {"PYTHON_IMAGE": python_image(settings), **build.git_facts(settings.project_dir)}
+    """The build args of every build of the project: ``PYTHON_IMAGE`` (only when the Dockerfile
+    declares that ARG), its git facts (OCI labels), then ``settings.build_args`` (they win)."""
+    args: dict[str, str] = {}
+    _, dockerfile = build.project_paths(settings)
+    if dockerfile.is_file():
+        declared = {name for ins in parse(dockerfile.read_text()).instructions
+                    if ins.keyword == "ARG" for name, _ in assignments(ins)}
+        if "PYTHON_IMAGE" in declared:
+            args["PYTHON_IMAGE"] = python_image(settings)
+    return {**args, **build.git_facts(settings.project_dir), **settings.build_args}
 
 
 def build_app(cli: Any, settings: Settings, session: str, *, log: Log = print) -> build.BuildResult:
-    """Wheelhouse for the base's Python, then the hermetic build; tags ``<repo>:local``."""
-    py_image = python_image(settings)
-    locks = [settings.path(lock) for lock in settings.locks]
-    if any(lock.exists() for lock in locks):
-        target = wheelhouse.detect_target(py_image, cli, session_labels(session))
+    """FROM images per the pull policy, the wheelhouse (when ``locks`` are set), then the build
+    with the configured builder, network (``hermetic``), target and pull; tags ``<repo>:local``."""
+    context, dockerfile = build.project_paths(settings)
+    args = build_args(settings)
+    refs = build.ensure_from_images(cli, dockerfile, args, settings.pull, progress=log)
+    if settings.locks:
+        image = args.get("PYTHON_IMAGE") or (refs[0] if refs else python_image(settings))
+        target = wheelhouse.detect_target(image, cli, session_labels(session))
         wheels = wheelhouse.ensure_wheelhouse(
-            [lock for lock in locks if lock.exists()], target,
-            settings.path(settings.context) / settings.wheelhouse, log=log,
+            [settings.path(lock) for lock in settings.locks], target,
+            context / settings.wheelhouse, log=log,
         )
         log(f"wheelhouse: {len(wheels)} wheels for {target.key}")
     result = build.build(
         cli,
-        context=settings.path(settings.context),
-        dockerfile=settings.path(settings.dockerfile),
+        context=context,
+        dockerfile=dockerfile,
         tags=[f"{settings.repo}:local"],
-        buildargs=build_args(settings),
+        buildargs=args,
         labels={"imagegate.project": settings.repo},
         progress=log,
+        **build.options(settings),
     )
-    log(f"built {result.image_id[7:19]} as {settings.repo}:local in {result.seconds:.1f}s "
-        f"({result.cached_steps}/{result.steps} steps cached)")
+    log(f"built {result.image_id[7:19]} as {settings.repo}:local with {result.builder} in "
+        f"{result.seconds:.1f}s ({result.cached_steps}/{result.steps_count} steps cached)")
     return result
-

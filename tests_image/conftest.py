@@ -18,10 +18,12 @@ def build_variant(docker_client: Any, imagegate_settings: Any, app_image: str,
                   ) -> Iterator[Callable[[Callable[[str], str]], str]]:
     """Build the project with ``mutate(Dockerfile text)`` applied; return the image id.
 
-    Runs after ``app_image`` so the wheelhouse is in place and most layers come from cache.
+    Runs after ``app_image`` so the wheelhouse is in place and most layers come from cache; built
+    with the project's builder, network, pull policy and target, as ``app_image`` was.
     The variant images are removed at the end of the session (throwaway, not a cache).
     """
-    source = imagegate_settings.path(imagegate_settings.dockerfile).read_text()
+    context, dockerfile_path = build.project_paths(imagegate_settings)
+    source = dockerfile_path.read_text()
     out = tmp_path_factory.mktemp("variants")
 
     def make(mutate: Callable[[str], str]) -> str:
@@ -31,10 +33,10 @@ def build_variant(docker_client: Any, imagegate_settings: Any, app_image: str,
         dockerfile.write_text(text)
         try:
             result = build.build(
-                docker_client, context=imagegate_settings.path(imagegate_settings.context),
-                dockerfile=dockerfile, tags=[],
+                docker_client, context=context, dockerfile=dockerfile, tags=[],
                 buildargs=pipeline.build_args(imagegate_settings),
                 labels={"imagegate.variant": "true"}, progress=lambda line: None,
+                **build.options(imagegate_settings),
             )
         except ImagegateError as exc:
             pytest.fail(f"variant build failed: {exc.message}\n{exc.detail}", pytrace=False)
