@@ -25,8 +25,9 @@ TYPES = {
     tarfile.CHRTYPE: "char", tarfile.BLKTYPE: "block", tarfile.FIFOTYPE: "fifo",
 }
 
-#: ``keep(path, size)`` says whether to hold a regular file's content in memory.
-Keep = Callable[[str, int], bool]
+#: ``keep(path, size)`` says how much of a regular file's content to hold in memory: False (or
+#: 0) none, True all of it, a positive int that many leading bytes (a script's ``#!`` line).
+Keep = Callable[[str, int], bool | int]
 
 
 def keep_nothing(path: str, size: int) -> bool:
@@ -46,7 +47,7 @@ class FileInfo:
     size: int = 0
     layer: int = 0  # index into the image's layers, 0 = bottom
     linkname: str = ""
-    content: bytes | None = None  # only for the small files ``keep`` asked for
+    content: bytes | None = None  # only for the files ``keep`` asked for (maybe just a head)
 
     @property
     def name(self) -> str:
@@ -87,13 +88,16 @@ def apply_layer(files: dict[str, FileInfo], layer: tarfile.TarFile, index: int,
         if old is not None and old.type == "dir" and kind != "dir":
             _remove_below(files, path, index)  # a non-directory hides everything under it
         content = None
-        if kind == "file" and keep(path, member.size):
+        wanted = keep(path, member.size) if kind == "file" else False
+        if wanted:
             handle = layer.extractfile(member)
-            content = handle.read() if handle is not None else None
+            if handle is not None:
+                content = handle.read() if wanted is True else handle.read(int(wanted))
         size = member.size
         if kind == "hardlink":
             target = files.get(normalize(member.linkname))
             size = target.size if target is not None else 0
+            content = target.content if target is not None else None  # same file, same bytes
         files[path] = FileInfo(path, kind, member.mode, member.uid, member.gid, size, index,
                                member.linkname, content)
 

@@ -7,7 +7,9 @@ registered in :data:`CHECKS` under a stable id, its docstring's first line descr
 
 from __future__ import annotations
 
+import posixpath
 import re
+import shlex
 import tempfile
 import time
 import traceback
@@ -19,7 +21,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .findings import Finding, credential_kind, secret_problem
-from .layers import FileInfo, read_saved
+from .layers import FileInfo, Keep, read_saved
 from .settings import Settings
 
 Check = Callable[["ImageFacts", Settings], "Finding | list[Finding]"]
@@ -39,11 +41,50 @@ PAIR = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=(\"[^\"]*\"|'[^']*'|\S+)")
 SHOWN = 10
 
 
-def keep_for_checks(path: str, size: int) -> bool:
-    """The file contents the checks read: passwd/group and small key-like files."""
+#: Docker's PATH for a container whose image sets none.
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: Bytes kept of each file in a bin/sbin directory: enough for a ``#!`` line (Linux reads 256).
+HEAD = 256
+BIN_DIRS = ("bin", "sbin")
+#: What IG-RUN-NO-BUILD-TOOLS looks for on PATH.
+BUILD_TOOLS = ("gcc", "cc", "make", "pip", "pip3", "apt-get", "dpkg")
+#: Linux runs a script's interpreter, and its interpreter, up to this deep.
+MAX_INTERPRETERS = 4
+MAX_SYMLINKS = 40  # as Linux's MAXSYMLINKS
+PIP_PACKAGE = re.compile(r"/(?:site|dist)-packages/pip$")
+#: Shell builtins that only set state: best effort looks past them for the first real command.
+SHELL_SETUP = {"set", "cd", "export", "umask", "ulimit", ":", "true", "trap", "unset", "shift",
+               "echo", "printf", "readonly", "local", "wait"}
+#: Shell syntax that makes "the first command" unknowable without running the shell.
+SHELL_OPAQUE = {"if", "for", "while", "until", "case", "{", "(", "[", "[[", "test", "!", ".",
+                "source", "eval", "exec", "command", "builtin", "function", "select"}
+
+
+def keep_for_checks(path: str, size: int) -> bool | int:
+    """The file contents the checks read: passwd/group and small key-like files whole, and the
+    first 256 bytes of each file in a */bin or */sbin directory (a script's ``#!`` line), which
+    bounds the memory to 256 bytes a file."""
     if path in TEXT_FILES:
         return True
-    return size <= PEEK_LIMIT and path.endswith(KEY_SUFFIXES)
+    if size <= PEEK_LIMIT and path.endswith(KEY_SUFFIXES):
+        return True
+    if posixpath.basename(posixpath.dirname(path)) in BIN_DIRS:
+        return HEAD
+    return False
+
+
+def keep_for_image(config: Mapping[str, Any]) -> Keep:
+    """:func:`keep_for_checks` plus the head of the image's own ENTRYPOINT/CMD program when it
+    is named by path (``/docker-entrypoint.sh``, ``./run``), wherever it lives."""
+    argv = _argv(config)[1]
+    workdir = str(config.get("WorkingDir") or "/")
+    named = ({posixpath.normpath(posixpath.join(workdir, argv[0]))}
+             if argv and "/" in argv[0] else set())
+
+    def keep(path: str, size: int) -> bool | int:
+        wanted = keep_for_checks(path, size)
+        return wanted if wanted or path not in named else HEAD
+    return keep
 
 
 @dataclass(frozen=True)
@@ -61,12 +102,13 @@ class ImageFacts:
         """Inspect ``image_ref`` on ``cli``'s engine; read its saved layers (streamed to disk)."""
         started = time.monotonic()
         image = cli.images.get(image_ref)
+        keep = keep_for_image(image.attrs.get("Config") or {})
         with tempfile.TemporaryDirectory(prefix="imagegate-save-") as tmp:
             saved = Path(tmp) / "image.tar"
             with open(saved, "wb") as out:
                 for chunk in image.save(chunk_size=1 << 20, named=False):
                     out.write(chunk)
-            files = read_saved(saved, keep_for_checks).files
+            files = read_saved(saved, keep).files
         return cls(image_ref, image.attrs, tuple(image.history()), files,
                    time.monotonic() - started)
 
@@ -87,6 +129,22 @@ class ImageFacts:
     def user(self) -> str:
         """``Config.User`` as written (``10001:10001``, ``app``, or empty for root)."""
         return str(self.config.get("User") or "").strip()
+
+    @property
+    def env(self) -> dict[str, str]:
+        """``Config.Env`` as a dict."""
+        return dict(str(item).partition("=")[::2] for item in self.config.get("Env") or [])
+
+    @property
+    def path_dirs(self) -> list[str]:
+        """The directories of the container's PATH (Docker's default when the image sets none)."""
+        value = self.env.get("PATH", DEFAULT_PATH)
+        return [d for d in value.split(":") if d.startswith("/")]
+
+    @property
+    def workdir(self) -> str:
+        """``Config.WorkingDir``, ``/`` when unset."""
+        return str(self.config.get("WorkingDir") or "/")
 
     def text(self, path: str) -> str:
         """The kept content of ``path`` as text, "" when absent or not kept."""
@@ -215,6 +273,33 @@ def cmd_exec(facts: ImageFacts, settings: Settings) -> Finding:
         return Finding(cid, False, f"{key} is shell form ({_short(' '.join(argv))}): /bin/sh is "
                        "PID 1 and swallows SIGTERM (expected exec form [\"…\"])", where)
     return Finding(cid, True, f"{key} {_short(' '.join(argv))}", where)
+
+
+@check("IG-CMD-EXISTS")
+def cmd_exists(facts: ImageFacts, settings: Settings) -> Finding:
+    """The ENTRYPOINT/CMD program exists in the image, is executable, and so is its interpreter."""
+    cid = "IG-CMD-EXISTS"
+    key, argv = _argv(facts.config)
+    where = f"Config.{key.title()}"
+    if not argv:
+        return Finding(cid, True, "no CMD or ENTRYPOINT: nothing to look for", where,
+                       skipped="no CMD or ENTRYPOINT (IG-CMD-EXEC reports it)")
+    found = find_program(facts, argv[0])
+    if found.problem:
+        return Finding(cid, False, f'{key} runs "{argv[0]}", which {found.problem}', where)
+    shown = f'{key} runs "{argv[0]}" ({found.describe()})'
+    if posixpath.basename(argv[0]) in {posixpath.basename(x) for x in SHELLS} \
+            and len(argv) > 2 and argv[1] == "-c":
+        word = first_command(argv[2])
+        if word is None:
+            return Finding(cid, True, f"{shown}; its command's first program is not "
+                           "knowable without running it", where)
+        inner = find_program(facts, word)
+        if inner.problem:
+            return Finding(cid, False, f'{key} runs "{argv[0]} -c {_short(argv[2], 30)}", '
+                           f'whose command "{word}" {inner.problem}', where)
+        shown += f'; its command "{word}" ({inner.describe()})'
+    return Finding(cid, True, _short(shown, 200), where)
 
 
 @check("IG-PORT-EXPOSED")
@@ -346,6 +431,258 @@ def app_not_writable(facts: ImageFacts, settings: Settings) -> Finding:
                     f"nothing under {workdir} is writable by uid {uid}")
 
 
+# --- the image's filesystem as the engine and the kernel resolve it ------------------------------
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Where a path leads in the image: the final path after symlinks, what is there, the links
+    followed (``/usr/bin/python3 → python3.11``), and the problem when it leads nowhere."""
+
+    path: str
+    final: str
+    info: FileInfo | None
+    links: tuple[str, ...] = ()
+    problem: str = ""  # "" when ``info`` is there
+
+    @property
+    def executable(self) -> bool:
+        """A regular file with an exec bit (anyone's)."""
+        return (self.info is not None and self.info.type in ("file", "hardlink")
+                and bool(self.info.mode & 0o111))
+
+
+def resolve_path(facts: ImageFacts, path: str) -> Resolved:
+    """Follow ``path`` through the image's symlinks, component by component (absolute and
+    relative targets, symlinked directories such as a merged-usr ``/bin``), loop-safe."""
+    pending = [p for p in path.split("/") if p][::-1]  # next component last
+    current, links = "/", list[str]()
+    while pending:
+        part = pending.pop()
+        if part == ".":
+            continue
+        if part == "..":
+            current = posixpath.dirname(current)
+            continue
+        candidate = posixpath.join(current, part)
+        info = facts.files.get(candidate)
+        if info is not None and info.type == "symlink":
+            if len(links) >= MAX_SYMLINKS:
+                return Resolved(path, candidate, None, tuple(links),
+                                f"is a symlink loop ({'; '.join(links[:3])} …)")
+            links.append(f"{candidate} → {info.linkname}")
+            pending.extend([p for p in info.linkname.split("/") if p][::-1])
+            if info.linkname.startswith("/"):
+                current = "/"
+            continue
+        if info is not None and info.type != "dir" and pending:
+            return Resolved(path, candidate, None, tuple(links),
+                            f"is not there ({candidate} is not a directory)")
+        current = candidate
+    info = facts.files.get(current)
+    if info is not None:
+        return Resolved(path, current, info, tuple(links))
+    if links:
+        return Resolved(path, current, None, tuple(links),
+                        f"is a dangling symlink ({'; '.join(links)}; {current} does not exist)")
+    return Resolved(path, current, None, (), "is not in the image")
+
+
+@dataclass(frozen=True)
+class Program:
+    """A program as the engine would find it: the path found (on PATH or as given), where it
+    leads, the script interpreter it needs (when it is a ``#!`` script), or the problem."""
+
+    name: str
+    path: str = ""
+    resolved: Resolved | None = None
+    interpreter: Program | None = None
+    problem: str = ""  # one phrase after "which …": "is not in the image (searched PATH …)"
+    runs: Program | None = None  # for ``env``: the program it was asked to run
+
+    def describe(self) -> str:
+        """``/opt/venv/bin/gunicorn, a script for /opt/venv/bin/python3 → /usr/bin/python3.11``."""
+        final = self.resolved.final if self.resolved else self.path
+        text = self.path if final == self.path else f"{self.path} → {final}"
+        if self.runs is not None:
+            text += f" running {self.runs.name} = {self.runs.describe()}"
+        if self.interpreter is not None:
+            text += f", a script for {self.interpreter.describe()}"
+        return text
+
+
+def find_program(facts: ImageFacts, name: str, *, search: bool = True,
+                 depth: int = 0) -> Program:
+    """Find ``name`` the way the engine (or, for a ``#!`` interpreter, the kernel) would.
+
+    A name with a slash is taken as a path (relative to WORKDIR); a bare name is searched on the
+    image's PATH (``search``), skipping entries that are not executable files as Go's
+    ``exec.LookPath`` does. The found file must have an exec bit the runtime user can use; a
+    script's interpreter must be found too (``#!/usr/bin/env python3``: env, then python3 on
+    PATH), up to Linux's four levels.
+    """
+    if "/" in name or not search:
+        path = posixpath.normpath(posixpath.join(facts.workdir, name))
+        return _program_at(facts, name, path, depth)
+    searched = ":".join(facts.path_dirs) or "(empty)"
+    broken = ""
+    for folder in facts.path_dirs:
+        path = posixpath.join(folder, name)
+        resolved = resolve_path(facts, path)
+        if resolved.executable:
+            return _program_at(facts, name, path, depth, resolved)
+        if not broken and resolved.problem != "is not in the image":
+            broken = f"; {path} {resolved.problem or _not_executable(resolved)}"
+    return Program(name, problem=f"is not in the image (searched PATH {searched}{broken})")
+
+
+def _program_at(facts: ImageFacts, name: str, path: str, depth: int,
+                resolved: Resolved | None = None) -> Program:
+    """The program at ``path``: executable by the runtime user, its interpreter found."""
+    resolved = resolved or resolve_path(facts, path)
+    if resolved.problem:
+        return Program(name, path, resolved, problem=resolved.problem
+                       + ("" if path == name else f" (as {path})"))
+    if not resolved.executable:
+        return Program(name, path, resolved, problem=_not_executable(resolved))
+    uid, gids, _ = facts.runtime_ids()
+    info = resolved.info
+    assert info is not None
+    if uid is not None and uid != 0 and not _can_exec(info, uid, gids):
+        return Program(name, path, resolved, problem=(
+            f"uid {uid} cannot execute ({resolved.final} {info.uid}:{info.gid} "
+            f"{info.mode & 0o7777:o})"))
+    shebang = _shebang(info)
+    if shebang is None:
+        return Program(name, path, resolved)
+    interp, arg = shebang
+    if depth + 1 >= MAX_INTERPRETERS:
+        return Program(name, path, resolved, problem=(
+            f"is a script ({resolved.final}) nested more than {MAX_INTERPRETERS} "
+            "interpreters deep"))
+    runner = find_program(facts, interp, search=False, depth=depth + 1)
+    if runner.problem:
+        return Program(name, path, resolved, runner, problem=(
+            f'is a script ({resolved.final}) whose interpreter "{interp}" {runner.problem}'))
+    if posixpath.basename(interp) == "env":
+        words = [w for w in arg.split() if not w.startswith("-") and "=" not in w]
+        if words:
+            target = find_program(facts, words[0], depth=depth + 1)
+            if target.problem:
+                return Program(name, path, resolved, runner, problem=(
+                    f'is a script ({resolved.final}) run by "{interp} {arg}", and '
+                    f'"{words[0]}" {target.problem}'))
+            runner = Program(runner.name, runner.path, runner.resolved, runs=target)
+    return Program(name, path, resolved, runner)
+
+
+def _not_executable(resolved: Resolved) -> str:
+    """Why a resolved path that is there cannot be executed."""
+    info = resolved.info
+    if info is None:
+        return resolved.problem
+    where = "" if resolved.final == resolved.path else f" ({resolved.final})"
+    if info.type == "dir":
+        return f"is a directory{where}"
+    if info.type not in ("file", "hardlink"):
+        return f"is a {info.type}{where}"
+    final = "" if resolved.final == resolved.path else f"{resolved.final}, "
+    return f"is not executable ({final}mode {info.mode & 0o7777:o})"
+
+
+def _can_exec(info: FileInfo, uid: int, gids: set[int]) -> bool:
+    """True when ``uid`` (in ``gids``) may execute ``info`` by its mode bits."""
+    if info.uid == uid:
+        return bool(info.mode & 0o100)
+    if info.gid in gids:
+        return bool(info.mode & 0o010)
+    return bool(info.mode & 0o001)
+
+
+def _shebang(info: FileInfo) -> tuple[str, str] | None:
+    """(interpreter, optional argument) of a ``#!`` script, None for anything else (or when the
+    file's head was not kept)."""
+    head = info.content or b""
+    if not head.startswith(b"#!"):
+        return None
+    line = head[2:].split(b"\n", 1)[0].decode(errors="replace").strip()
+    interp, _, arg = line.partition(" ")
+    return (interp, arg.strip()) if interp else None
+
+
+def on_path(facts: ImageFacts, name: str) -> str | None:
+    """Where ``name`` is found on the image's PATH (the first executable hit, symlinks followed
+    to check it), or None. A name with a slash is checked as a path (relative to WORKDIR)."""
+    if "/" in name:
+        path = posixpath.normpath(posixpath.join(facts.workdir, name))
+        return path if resolve_path(facts, path).executable else None
+    for folder in facts.path_dirs:
+        path = posixpath.join(folder, name)
+        if resolve_path(facts, path).executable:
+            return path
+    return None
+
+
+def tools_on_path(facts: ImageFacts, names: Iterable[str] = BUILD_TOOLS) -> dict[str, str]:
+    """``{name: path}`` of each of ``names`` found on the image's PATH (evidence on disk)."""
+    found = {name: on_path(facts, name) for name in names}
+    return {name: path for name, path in found.items() if path}
+
+
+def pip_in_image(facts: ImageFacts) -> list[str]:
+    """The installed ``pip`` packages (``…/site-packages/pip`` or ``dist-packages/pip``)."""
+    return [f.path for f in _sorted(facts) if f.type == "dir" and PIP_PACKAGE.search(f.path)]
+
+
+def build_tools(facts: ImageFacts) -> Finding:
+    """IG-RUN-NO-BUILD-TOOLS from the image's files: no compiler, pip or package manager on
+    PATH. (Not registered as an image check: the run stage reports it.)"""
+    found = [f"{name} ({path})" for name, path in tools_on_path(facts).items()]
+    return _listing("IG-RUN-NO-BUILD-TOOLS", found, "build tools on PATH",
+                    f"none of {', '.join(BUILD_TOOLS)} on PATH {':'.join(facts.path_dirs)}")
+
+
+def first_command(script: str) -> str | None:
+    """Best effort: the first program a ``sh -c`` script runs, past assignments, ``exec`` and
+    state-setting builtins (``set -e; cd /app; exec gunicorn …`` → ``gunicorn``); None when
+    shell syntax (``if``, ``$VAR``, a function) makes it unknowable without running it."""
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("#")]
+    try:
+        lexer = shlex.shlex(" ; ".join(lines), posix=True, punctuation_chars=";&|()<>")
+        lexer.whitespace_split = True
+        lexer.commenters = "#"
+        words = list(lexer)
+    except ValueError:
+        return None
+    start, moved = True, False
+    for word in words:
+        if set(word) <= set(";&|"):
+            start = True
+            continue
+        if not start:
+            continue
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", word):
+            continue  # VAR=value before the command
+        if word == "exec":
+            continue
+        if word in SHELL_SETUP:
+            start, moved = False, moved or word == "cd"  # skip its arguments
+            continue
+        if word in SHELL_OPAQUE or any(c in word for c in "$`()<>{}*?"):
+            return None
+        if moved and "/" in word and not word.startswith("/"):
+            return None  # relative to a directory `cd` changed to
+        return word
+    return None
+
+
+def _argv(config: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """("ENTRYPOINT", entrypoint + cmd) or ("CMD", cmd): what the container runs."""
+    entrypoint = [str(a) for a in config.get("Entrypoint") or []]
+    cmd = [str(a) for a in config.get("Cmd") or []]
+    return ("ENTRYPOINT", entrypoint + cmd) if entrypoint else ("CMD", cmd)
+
+
 def _listing(cid: str, found: list[str], what: str, fine: str) -> Finding:
     """A pass saying ``fine``, or a failure listing up to 10 of ``found``."""
     if not found:
@@ -425,6 +762,11 @@ def _url(value: str) -> bool:
 def _created_by(entry: Mapping[str, Any]) -> str:
     """A history entry's ``CreatedBy`` shortened to its instruction."""
     text = " ".join(str(entry.get("CreatedBy") or "").split())
+    if text.endswith(" # buildkit"):  # BuildKit: "RUN |1 A=b /bin/sh -c … # buildkit", "COPY …"
+        text = text.removesuffix(" # buildkit")
+        if text.startswith("RUN "):
+            body = re.sub(r"^\|\d+ (\S+=\S* )*", "", text.removeprefix("RUN "))
+            text = "RUN " + body.removeprefix("/bin/sh -c ")
     text = re.sub(r"^\|\d+ (\S+=\S* )*", "", text)  # build args the classic builder records
     if text.startswith("/bin/sh -c #(nop) "):
         text = text.removeprefix("/bin/sh -c #(nop) ").strip()

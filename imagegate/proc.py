@@ -48,6 +48,11 @@ class WaitTimeout(ImagegateError):
     """A condition did not become true in time; the message carries the last state seen."""
 
 
+class StopWaiting(ImagegateError):
+    """Raised by a :func:`wait_until` check when waiting longer cannot help (the container exited,
+    the healthcheck said unhealthy): :func:`wait_until` re-raises it at once."""
+
+
 def wait_until(
     check: Callable[[], T | None],
     *,
@@ -58,7 +63,8 @@ def wait_until(
 ) -> T:
     """Call ``check`` until it returns a truthy value, and return that value.
 
-    Exceptions from ``check`` count as "not yet" (their text is kept as the last state). After
+    Exceptions from ``check`` count as "not yet" (their text is kept as the last state), except
+    :class:`StopWaiting` (and its subclasses), which ends the wait at once and propagates. After
     ``timeout`` seconds a :class:`WaitTimeout` names ``what`` and the last state seen, from
     ``describe()`` when given. Never an unbounded loop, never a bare sleep.
     """
@@ -70,6 +76,8 @@ def wait_until(
             if value:
                 return value
             last = repr(value)
+        except StopWaiting:
+            raise
         except Exception as exc:  # the condition may raise while the thing is still coming up
             last = f"{type(exc).__name__}: {exc}"
         remaining = deadline - time.monotonic()

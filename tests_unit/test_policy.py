@@ -15,12 +15,28 @@ import pytest
 
 from imagegate.findings import Finding
 from imagegate.layers import FileInfo, read_saved
-from imagegate.policy import CHECKS, ImageFacts, describe, keep_for_checks, run_checks
+from imagegate.policy import (
+    CHECKS,
+    HEAD,
+    ImageFacts,
+    _created_by,
+    build_tools,
+    describe,
+    first_command,
+    keep_for_checks,
+    keep_for_image,
+    on_path,
+    pip_in_image,
+    resolve_path,
+    run_checks,
+    tools_on_path,
+)
 from imagegate.settings import Settings
 
-SETTINGS = Settings()
+SETTINGS = Settings(web_port=8000)  # the app's port (the default, 0, means "discover it")
 PASSWD = b"root:x:0:0:root:/root:/bin/sh\napp:x:10001:10001:app:/nonexistent:/sbin/nologin\n"
 GROUP = b"root:x:0:\napp:x:10001:\n"
+VENV_PATH = "PATH=/opt/venv/bin:/usr/local/bin:/usr/bin:/bin"
 SHA = "4edb4383da338767b0239fe396d4517d0589be195a5dc644d719a3a0297ab546"
 
 # The shape of `docker image inspect` as Docker 20.10 reports it for an image built from our
@@ -32,7 +48,7 @@ GOOD_ATTRS: dict[str, Any] = {
     "DockerVersion": "20.10.24+dfsg1",
     "Config": {
         "User": "10001:10001",
-        "Env": ["PATH=/opt/venv/bin:/usr/local/bin:/usr/bin:/bin", "PYTHONUNBUFFERED=1",
+        "Env": [VENV_PATH, "PYTHONUNBUFFERED=1",
                 "APP_ENV=production", "PORT=8000", "LANG=C.UTF-8"],
         "Cmd": ["gunicorn", "--config", "/srv/app/app/gunicorn.conf.py", "app.wsgi:app"],
         "Entrypoint": None,
@@ -69,9 +85,23 @@ def f(path: str, kind: str = "file", mode: int = 0o644, uid: int = 0, gid: int =
     return FileInfo(path, kind, mode, uid, gid, size, 0, "", content)
 
 
+def link(path: str, target: str) -> FileInfo:
+    """A symlink ``path`` → ``target``."""
+    return FileInfo(path, "symlink", 0o777, 0, 0, 0, 0, target)
+
+
+def script(path: str, shebang: bytes, mode: int = 0o755) -> FileInfo:
+    """An executable script whose first line is ``shebang`` (as its kept head)."""
+    return f(path, mode=mode, content=shebang + b"\nimport sys\n")
+
+
 GOOD_FILES = [
     f("/etc/passwd", content=PASSWD), f("/etc/group", content=GROUP),
-    f("/bin/busybox", mode=0o755), f("/tmp", "dir", 0o1777),
+    f("/bin/busybox", mode=0o755), link("/bin/sh", "busybox"), f("/tmp", "dir", 0o1777),
+    f("/usr/bin/python3.11", mode=0o755), link("/usr/bin/python3", "python3.11"),
+    f("/opt/venv/bin", "dir", 0o755), link("/opt/venv/bin/python3", "/usr/bin/python3"),
+    link("/opt/venv/bin/python", "python3"),
+    script("/opt/venv/bin/gunicorn", b"#!/opt/venv/bin/python3"),
     f("/srv/app", "dir", 0o755), f("/srv/app/app", "dir", 0o755),
     f("/srv/app/app/__init__.py"), f("/srv/app/app/wsgi.py"),
     f("/opt/venv/lib/python3.11/site-packages/redis/tests", "dir", 0o755),
@@ -179,9 +209,9 @@ BAD = [
      "/var/cache/apt/archives/curl_7.88_amd64.deb"),
     ({"IG-NO-TEST-OR-CACHE"}, files(f("/var/lib/apt/lists/deb.debian.org_debian_Packages")),
      "/var/lib/apt/lists/deb.debian.org_debian_Packages"),
-    ({"IG-NO-SECRET-ENV"}, config(Env=["DB_PASSWORD=hunter2"]),
+    ({"IG-NO-SECRET-ENV"}, config(Env=[VENV_PATH, "DB_PASSWORD=hunter2"]),
      "Config.Env DB_PASSWORD looks secret and has a literal value"),
-    ({"IG-NO-SECRET-ENV"}, config(Env=["AWS=AKIAIOSFODNN7EXAMPLE"]),
+    ({"IG-NO-SECRET-ENV"}, config(Env=[VENV_PATH, "AWS=AKIAIOSFODNN7EXAMPLE"]),
      "Config.Env AWS holds an AWS access key id"),
     ({"IG-NO-SECRET-ENV"}, history("/bin/sh -c #(nop)  ARG API_TOKEN=abc"),
      "history[0] API_TOKEN looks secret"),
@@ -242,15 +272,15 @@ def test_supplementary_groups_count_for_writability() -> None:
 
 def test_ignore_drops_a_check() -> None:
     """A check on settings.ignore is not run and not reported."""
-    settings = Settings(ignore=("IG-HEALTHCHECK",))
+    settings = Settings(web_port=8000, ignore=("IG-HEALTHCHECK",))
     found = run_checks(config(Healthcheck=None)(good()), settings)
     assert "IG-HEALTHCHECK" not in {x.check_id for x in found}
     assert failed(found) == {}
 
 
 def test_every_check_has_a_description() -> None:
-    """The registry names 13 checks, each described by its docstring's first line."""
-    assert len(CHECKS) == 13
+    """The registry names 14 checks, each described by its docstring's first line."""
+    assert len(CHECKS) == 14
     for check_id in CHECKS:
         assert check_id.startswith("IG-") and describe(check_id)
 
@@ -340,3 +370,211 @@ def test_a_save_without_manifest_is_a_clear_error(tmp_path: Path) -> None:
         pass
     with pytest.raises(ValueError, match=r"manifest\.json"):
         read_saved(bogus)
+
+
+# --- IG-CMD-EXISTS: the program the container runs, found in the image's own files ---------------
+
+
+def without(*paths: str) -> Callable[[ImageFacts], ImageFacts]:
+    """A mutation removing files."""
+    def mutate(facts: ImageFacts) -> ImageFacts:
+        return ImageFacts.from_parts(facts.attrs, facts.history,
+                                     {p: x for p, x in facts.files.items() if p not in paths})
+    return mutate
+
+
+def chain(*mutations: Callable[[ImageFacts], ImageFacts]) -> Callable[[ImageFacts], ImageFacts]:
+    """Mutations applied in order."""
+    def mutate(facts: ImageFacts) -> ImageFacts:
+        for m in mutations:
+            facts = m(facts)
+        return facts
+    return mutate
+
+
+def cmd_finding(facts: ImageFacts) -> Finding:
+    """The IG-CMD-EXISTS finding for ``facts``."""
+    result = CHECKS["IG-CMD-EXISTS"](facts, SETTINGS)
+    assert isinstance(result, Finding)
+    assert result.message and "\n" not in result.message
+    return result
+
+
+ENV_SCRIPT = script("/opt/venv/bin/gunicorn", b"#!/usr/bin/env python3")
+CMD_EXISTS = [
+    # (case, mutation, passes, what the message must say)
+    ("found on PATH, a script for the venv's python", lambda x: x, True,
+     'CMD runs "gunicorn" (/opt/venv/bin/gunicorn, a script for /opt/venv/bin/python3 → '
+     "/usr/bin/python3.11)"),
+    ("missing", without("/opt/venv/bin/gunicorn"), False,
+     'CMD runs "gunicorn", which is not in the image '
+     "(searched PATH /opt/venv/bin:/usr/local/bin:/usr/bin:/bin)"),
+    ("missing, no PATH in the image: Docker's default", chain(
+        config(Env=["LANG=C.UTF-8"]), without("/opt/venv/bin/gunicorn")), False,
+     "searched PATH /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)"),
+    ("absolute path missing", config(Cmd=["/srv/app/run"]), False,
+     'CMD runs "/srv/app/run", which is not in the image'),
+    ("relative to WORKDIR", chain(config(Cmd=["./run"]), files(f("/srv/app/run", mode=0o755))),
+     True, 'CMD runs "./run" (/srv/app/run)'),
+    ("ENTRYPOINT + CMD: the entrypoint is what runs", config(Entrypoint=["/docker-entrypoint.sh"]),
+     False, 'ENTRYPOINT runs "/docker-entrypoint.sh", which is not in the image'),
+    ("symlink chain: relative, absolute, through a symlinked dir", chain(
+        config(Cmd=["app"], Env=["PATH=/bin"]),
+        files(link("/bin", "usr/bin"), link("/usr/bin/app", "../lib/app/current"),
+              link("/usr/lib/app/current", "/opt/app/v2/bin/app"),
+              link("/opt/app/v2", "releases/2"), f("/opt/app/releases/2/bin/app", mode=0o755))),
+     True, 'CMD runs "app" (/bin/app → /opt/app/releases/2/bin/app)'),
+    ("dangling symlink, by path", chain(
+        config(Cmd=["/opt/venv/bin/gunicorn"]),
+        files(link("/opt/venv/bin/gunicorn", "/nowhere/gunicorn"))), False,
+     'which is a dangling symlink (/opt/venv/bin/gunicorn → /nowhere/gunicorn; '
+     "/nowhere/gunicorn does not exist)"),
+    ("dangling symlink, on PATH: not found, and said why", files(
+        link("/opt/venv/bin/gunicorn", "../lib/gunicorn")), False,
+     "is not in the image (searched PATH /opt/venv/bin:/usr/local/bin:/usr/bin:/bin; "
+     "/opt/venv/bin/gunicorn is a dangling symlink"),
+    ("symlink loop", chain(config(Cmd=["/a"]), files(link("/a", "b"), link("/b", "/a"))), False,
+     'CMD runs "/a", which is a symlink loop'),
+    ("script whose interpreter is missing", without("/opt/venv/bin/python3"), False,
+     'CMD runs "gunicorn", which is a script (/opt/venv/bin/gunicorn) whose interpreter '
+     '"/opt/venv/bin/python3" is not in the image'),
+    ("script whose interpreter is a dangling symlink", without("/usr/bin/python3.11"), False,
+     'whose interpreter "/opt/venv/bin/python3" is a dangling symlink'),
+    ("#!/usr/bin/env python3 with python3 on PATH", files(ENV_SCRIPT, link("/usr/bin/env",
+                                                                           "/bin/busybox")),
+     True, "/opt/venv/bin/gunicorn, a script for /usr/bin/env → /bin/busybox running python3 = "
+     "/opt/venv/bin/python3 → /usr/bin/python3.11)"),
+    ("#!/usr/bin/env python3 without python3", chain(
+        files(ENV_SCRIPT, link("/usr/bin/env", "/bin/busybox")),
+        without("/opt/venv/bin/python3", "/usr/bin/python3")), False,
+     'run by "/usr/bin/env python3", and "python3" is not in the image (searched PATH'),
+    ("#!/usr/bin/env python3 without env", files(ENV_SCRIPT), False,
+     'whose interpreter "/usr/bin/env" is not in the image'),
+    ("not executable", files(f("/opt/venv/bin/gunicorn", mode=0o644)), False,
+     "is not in the image (searched PATH /opt/venv/bin:/usr/local/bin:/usr/bin:/bin; "
+     "/opt/venv/bin/gunicorn is not executable (mode 644)"),
+    ("not executable, by path", chain(config(Cmd=["/srv/app/run.sh"]),
+                                      files(f("/srv/app/run.sh", mode=0o644))), False,
+     'CMD runs "/srv/app/run.sh", which is not executable (mode 644)'),
+    ("a directory", config(Cmd=["/opt/venv/bin"]), False, "which is a directory"),
+    ("executable by root only, run as 10001", files(f("/opt/venv/bin/gunicorn", mode=0o700)),
+     False, "which uid 10001 cannot execute (/opt/venv/bin/gunicorn 0:0 700)"),
+    ("owned by the user, user-executable", files(
+        f("/opt/venv/bin/gunicorn", mode=0o700, uid=10001)), True, "/opt/venv/bin/gunicorn"),
+    ("shell form: /bin/sh and the first command found",
+     config(Cmd=["/bin/sh", "-c", "set -eu; exec gunicorn app.wsgi:app"]), True,
+     'its command "gunicorn" (/opt/venv/bin/gunicorn'),
+    ("shell form without /bin/sh", chain(
+        config(Cmd=["/bin/sh", "-c", "gunicorn app"]), without("/bin/sh")), False,
+     'CMD runs "/bin/sh", which is not in the image'),
+    ("shell form, command missing", config(Cmd=["/bin/sh", "-c", "exec uvicorn app:app"]), False,
+     'CMD runs "/bin/sh -c exec uvicorn app:app", whose command "uvicorn" is not in the image'),
+    ("shell form, first command unknowable", config(Cmd=["/bin/sh", "-c", 'exec "$APP"']), True,
+     "not knowable without running it"),
+]
+
+
+@pytest.mark.parametrize(("case", "mutate", "ok", "says"), CMD_EXISTS,
+                         ids=[c[0] for c in CMD_EXISTS])
+def test_cmd_exists(case: str, mutate: Callable[[ImageFacts], ImageFacts], ok: bool,
+                    says: str) -> None:
+    """IG-CMD-EXISTS resolves ENTRYPOINT/CMD argv[0] like the engine and the kernel do."""
+    finding = cmd_finding(mutate(good()))
+    assert finding.ok is ok, finding.message
+    assert says in finding.message, finding.message
+
+
+def test_cmd_exists_is_not_applicable_without_a_command() -> None:
+    """No CMD: IG-CMD-EXEC reports that; IG-CMD-EXISTS is skipped, not failed."""
+    finding = cmd_finding(config(Cmd=None)(good()))
+    assert finding.ok and finding.skipped
+
+
+def test_resolve_path_follows_every_component() -> None:
+    """A symlinked directory in the middle of a path is followed; ``..`` works after it."""
+    facts = files(link("/bin", "usr/bin"), f("/usr/lib/x", mode=0o755),
+                  link("/usr/bin/x", "../lib/x"))(good())
+    resolved = resolve_path(facts, "/bin/x")
+    assert (resolved.final, resolved.problem, resolved.executable) == ("/usr/lib/x", "", True)
+    assert resolved.links == ("/bin → usr/bin", "/usr/bin/x → ../lib/x")
+    assert "not a directory" in resolve_path(facts, "/usr/lib/x/y").problem
+
+
+def test_tools_on_path_is_evidence_from_the_files() -> None:
+    """Build tools count when an executable is on PATH: symlinks followed; a non-executable file
+    or a tool in a directory not on PATH does not count."""
+    facts = files(link("/usr/bin/gcc", "gcc-12"), f("/usr/bin/gcc-12", mode=0o755),
+                  f("/usr/bin/pip3", mode=0o644), f("/usr/lib/make/make", mode=0o755),
+                  link("/bin/dpkg", "/nowhere"), link("/usr/bin/cc", "gcc"))(good())
+    assert tools_on_path(facts) == {"gcc": "/usr/bin/gcc", "cc": "/usr/bin/cc"}
+    assert on_path(facts, "gunicorn") == "/opt/venv/bin/gunicorn"
+    assert on_path(facts, "python3") == "/opt/venv/bin/python3"  # first on PATH wins
+    assert on_path(facts, "make") is None
+    assert on_path(facts, "/usr/bin/gcc") == "/usr/bin/gcc"
+    finding = build_tools(facts)
+    assert not finding.ok and "gcc (/usr/bin/gcc), cc (/usr/bin/cc)" in finding.message
+    assert build_tools(good()).ok
+
+
+def test_pip_in_image_finds_installed_pip_packages_only() -> None:
+    """site-packages/pip and dist-packages/pip count; dist-info, wheels and pipx do not."""
+    facts = files(
+        f("/opt/venv/lib/python3.11/site-packages/pip", "dir", 0o755),
+        f("/usr/lib/python3/dist-packages/pip", "dir", 0o755),
+        f("/opt/venv/lib/python3.11/site-packages/pip-24.0.dist-info", "dir", 0o755),
+        f("/usr/share/python-wheels/pip-23.0-py3-none-any.whl"),
+        f("/opt/venv/lib/python3.11/site-packages/pipx", "dir", 0o755),
+    )(good())
+    assert pip_in_image(facts) == ["/opt/venv/lib/python3.11/site-packages/pip",
+                                   "/usr/lib/python3/dist-packages/pip"]
+    assert pip_in_image(good()) == []
+
+
+@pytest.mark.parametrize(("script_text", "first"), [
+    ("gunicorn app:app", "gunicorn"),
+    ("set -eux; exec gunicorn -b :8000 app", "gunicorn"),
+    ("FOO=1 exec python3 -m app", "python3"),
+    ("echo starting\n/srv/app/run", "/srv/app/run"),
+    ("cd /srv && ./run.sh", None),  # relative to where `cd` went
+    ("if true; then x; fi", None),
+    ('exec "$@"', None),
+    ("$HOME/bin/x", None),
+])
+def test_first_command_of_a_shell_script(script_text: str, first: str | None) -> None:
+    """Best effort: past assignments, exec and state-setting builtins; None when unknowable."""
+    assert first_command(script_text) == first
+
+
+def test_keep_holds_script_heads_in_bin_dirs_only(tmp_path: Path) -> None:
+    """Files in */bin and */sbin keep their first 256 bytes (a #! line), whatever their size;
+    key files and passwd stay whole; other files keep nothing; a hardlink shares its target's."""
+    assert keep_for_checks("/opt/venv/bin/gunicorn", 10_000_000) == HEAD
+    assert keep_for_checks("/usr/local/sbin/x", 10) == HEAD
+    assert keep_for_checks("/etc/passwd", 10) is True
+    assert keep_for_checks("/srv/app/binary", 10) is False
+    assert keep_for_image({"Cmd": ["/docker-entrypoint.sh"]})("/docker-entrypoint.sh", 10) == HEAD
+    assert keep_for_image({"Cmd": ["/docker-entrypoint.sh"]})("/other.sh", 10) is False
+    long_script = b"#!/opt/venv/bin/python3\n" + b"# padding\n" * 500
+    layer = layer_tar([("opt/venv/bin/", "dir", 0o755, b""),
+                       ("opt/venv/bin/gunicorn", "file", 0o755, long_script),
+                       ("opt/venv/bin/gunicorn2", "link", 0o755, b"opt/venv/bin/gunicorn"),
+                       ("srv/app.py", "file", 0o644, b"print(1)\n")])
+    saved = read_saved(saved_image(tmp_path / "image.tar", [layer]), keep_for_checks)
+    head = saved.files["/opt/venv/bin/gunicorn"].content
+    assert head == long_script[:HEAD]
+    assert saved.files["/opt/venv/bin/gunicorn2"].content == head
+    assert saved.files["/srv/app.py"].content is None
+
+
+@pytest.mark.parametrize(("created_by", "shown"), [
+    ("RUN |1 APP_UID=10001 /bin/sh -c set -eux; echo hi > /y # buildkit", "RUN set -eux; echo hi"),
+    ("RUN |1 APP_UID=10001 python3 -c print(1) # buildkit", "RUN python3 -c print(1)"),
+    ("RUN /bin/sh -c pip install x # buildkit", "RUN pip install x"),
+    ("COPY /wheels /wheels # buildkit", "COPY /wheels /wheels"),
+    ('CMD ["python3" "-m" "http.server"]', 'CMD ["python3" "-m" "http.server"]'),
+    ("/bin/sh -c #(nop) COPY dir:9f8e7d6c in /opt/venv ", "COPY dir:9f8e7d6c in /opt/venv"),
+    ("|2 A=b C=d /bin/sh -c set -eux; true", "RUN set -eux; true"),
+])
+def test_history_renders_classic_and_buildkit_alike(created_by: str, shown: str) -> None:
+    """Layer listings show the instruction, from either builder's history format."""
+    assert _created_by({"CreatedBy": created_by}).startswith(shown)

@@ -1,0 +1,266 @@
+"""Runtime facts and readiness on real containers of tiny images, one of them without a shell.
+
+Each image is built here from a few-line Dockerfile FROM the local base (no pull, no network)
+and removed at the end; each container is labelled with the session and removed however the
+test ends. The timings these tests measure are printed (``pytest -s`` shows them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imagegate import runtime
+from imagegate.container import ContainerFailed, RunningContainer, running
+from imagegate.engine import SESSION_LABEL
+from imagegate.policy import CHECKS, ImageFacts
+from imagegate.runtime import Skip
+from imagegate.settings import Settings
+
+BASE = "imagegate/python:3.11-bookworm"
+PORT = 8000
+SERVE = "/opt/venv/bin/serve"
+STEP = re.compile(r"^ ---> ([0-9a-f]{12})\s*$")  # the classic builder's "step made image …"
+
+HTTP = f"""\
+FROM {BASE}
+RUN set -eux; mkdir -p /srv/data; chown 10001:10001 /srv/data; echo hi > /srv/index.html
+WORKDIR /srv
+USER 10001:10001
+EXPOSE {PORT}
+CMD ["python3", "-m", "http.server", "{PORT}"]
+"""
+HEALTHY = HTTP + """\
+HEALTHCHECK --interval=1s --timeout=2s --start-period=10s --retries=3 \\
+    CMD ["python3", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/', timeout=1)"]
+"""
+# The base's rootfs without busybox (so no /bin/sh, cat, ps, ss, id or getent), a venv and a
+# server script whose #! names the venv's python, as pip writes gunicorn's.
+SHELL_LESS = f"""\
+FROM {BASE} AS rootfs
+ENV DROP_BUSYBOX="import os; [os.remove(p) for d, _, fs in os.walk('/rootfs') \\
+    for p in (os.path.join(d, f) for f in fs) \\
+    if os.path.islink(p) and os.readlink(p).endswith('busybox')]"
+RUN set -eux; \\
+    python3 -m venv --without-pip /opt/venv; \\
+    printf '%s\\n' '#!/opt/venv/bin/python3' 'import runpy, sys' \\
+        'sys.argv = ["http.server", "{PORT}"]' \\
+        'runpy.run_module("http.server", run_name="__main__")' > {SERVE}; \\
+    chmod 755 {SERVE}; \\
+    mkdir -p /rootfs/tmp /rootfs/srv/data; chmod 1777 /rootfs/tmp; \\
+    chown 10001:10001 /rootfs/srv/data; echo hi > /rootfs/srv/index.html; \\
+    cp -a /etc /usr /lib /lib64 /var /root /opt /rootfs/; \\
+    python3 -c "$DROP_BUSYBOX"
+
+FROM scratch
+COPY --from=rootfs /rootfs/ /
+ENV PATH=/opt/venv/bin:/usr/bin LANG=C.UTF-8
+WORKDIR /srv
+USER app
+EXPOSE {PORT}
+CMD ["serve"]
+"""
+EXITS = f"""\
+FROM {BASE}
+CMD ["python3", "-c", "import sys, time; print('about to fail', flush=True); time.sleep(1); sys.exit(3)"]
+"""
+NO_GUNICORN = f"""\
+FROM {BASE}
+ENV PATH=/usr/local/bin:/usr/bin:/bin
+CMD ["gunicorn", "app:app"]
+"""
+
+
+@pytest.fixture(scope="module")
+def build(docker_client: Any, imagegate_session: str, tmp_path_factory: pytest.TempPathFactory,
+          ) -> Iterator[Callable[..., str]]:
+    """Build a Dockerfile text (plus directories copied into its context) with no pull and no
+    network; return the image id. Removed after the module: each image, and the intermediate
+    images its build log names that were not there before (a multi-stage build's builder
+    stage) — only those, never other untagged images (other builds share this engine)."""
+    before = {i.id for i in docker_client.images.list(all=True)}
+    built: list[str] = []
+    steps: list[str] = []
+
+    def make(dockerfile: str, extra: dict[str, Path] | None = None) -> str:
+        context = tmp_path_factory.mktemp("img")
+        (context / "Dockerfile").write_text(dockerfile)
+        for name, source in (extra or {}).items():
+            shutil.copytree(source, context / name,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        # tagged (session-unique) so a dangling-image sweep by a parallel run leaves it alone
+        tag = f"imagegate/runtime-test:{imagegate_session}-{len(built)}"
+        image, log = docker_client.images.build(
+            path=str(context), tag=tag, pull=False, network_mode="none", rm=True,
+            forcerm=True, labels={"imagegate.managed": "true"})
+        built.append(image.id)
+        steps.extend(m.group(1) for chunk in log
+                     for m in [STEP.match(str(chunk.get("stream", "")))] if m)
+        return str(image.id)
+
+    yield make
+    for image_id in reversed(built):
+        with contextlib.suppress(Exception):
+            docker_client.images.remove(image_id, force=True)
+    for short in reversed(steps):
+        if any(full.startswith(f"sha256:{short}") for full in before):
+            continue  # a cache hit on an image that was already there: not ours
+        with contextlib.suppress(Exception):  # gone with its child, or in use: leave it
+            docker_client.images.remove(short)
+
+
+@contextlib.contextmanager
+def started(docker_client: Any, session: str, image: str) -> Iterator[RunningContainer]:
+    """One labelled container of ``image``, ready (it answers on its port), removed after."""
+    with running(docker_client, image, session, env={}, port=PORT) as ctr:
+        ctr.wait_ready("/", timeout=30)
+        yield ctr
+
+
+def left_behind(docker_client: Any, session: str) -> list[Any]:
+    """This session's containers still there."""
+    return docker_client.containers.list(all=True, filters={"label": f"{SESSION_LABEL}={session}"})
+
+
+def test_wait_ready_without_healthcheck_answers_in_seconds(
+        docker_client: Any, imagegate_session: str, build: Callable[..., str]) -> None:
+    """No HEALTHCHECK: ready as soon as GET / answers through the published loopback port."""
+    image = build(HTTP)
+    with running(docker_client, image, imagegate_session, env={}, port=PORT) as ctr:
+        assert ctr.url.startswith("http://127.0.0.1:")
+        took = ctr.wait_ready("/", expect_2xx=True, timeout=30)
+    print(f"\nwait_ready, no HEALTHCHECK: {took:.2f}s")
+    assert took < 5
+
+
+def test_wait_ready_with_healthcheck_waits_for_healthy(
+        docker_client: Any, imagegate_session: str, build: Callable[..., str]) -> None:
+    """With a HEALTHCHECK, ready means the engine says healthy."""
+    image = build(HEALTHY)
+    with running(docker_client, image, imagegate_session, env={}, port=PORT) as ctr:
+        took = ctr.wait_ready("/", timeout=30)
+        assert ctr.health() == "healthy"
+    print(f"\nwait_ready, HEALTHCHECK every 1s: {took:.2f}s")
+    assert took < 10
+
+
+def test_wait_ready_fails_fast_when_the_cmd_exits(
+        docker_client: Any, imagegate_session: str, build: Callable[..., str]) -> None:
+    """A CMD that exits 3 while we wait fails wait_ready within a poll or two of the exit,
+    naming exit 3 and its last log line."""
+    image = build(EXITS)
+    with running(docker_client, image, imagegate_session, env={}, port=PORT) as ctr:
+        started_at = time.monotonic()
+        with pytest.raises(ContainerFailed) as info:
+            ctr.wait_ready("/", timeout=60)
+        took = time.monotonic() - started_at
+    print(f"\nwait_ready fail-fast on exit 3 (after the CMD's 1 s): {took:.2f}s "
+          f"({info.value.message})")
+    assert took < 3.5
+    assert "exited 3: about to fail" in info.value.message
+    assert info.value.status == 3 and "about to fail" in info.value.detail
+    assert left_behind(docker_client, imagegate_session) == []
+
+
+def test_a_missing_executable_fails_running_and_leaves_no_container(
+        docker_client: Any, imagegate_session: str, build: Callable[..., str]) -> None:
+    """The engine's exec error is the message; the created container is removed; the static
+    IG-CMD-EXISTS check says the same from the image's files."""
+    image = build(NO_GUNICORN)
+    with pytest.raises(ContainerFailed) as info, \
+            running(docker_client, image, imagegate_session, env={}, port=PORT):
+        pytest.fail("the container must not start")
+    assert 'exec: "gunicorn": executable file not found in $PATH' in info.value.message
+    assert "\n" not in info.value.message
+    assert left_behind(docker_client, imagegate_session) == []
+    finding = CHECKS["IG-CMD-EXISTS"](ImageFacts.load(docker_client, image), Settings())
+    assert not finding.ok  # type: ignore[union-attr]
+    assert finding.message == ('CMD runs "gunicorn", which is not in the image '  # type: ignore[union-attr]
+                               "(searched PATH /usr/local/bin:/usr/bin:/bin)")
+
+
+def test_runtime_facts_on_an_image_with_busybox(
+        docker_client: Any, imagegate_session: str, build: Callable[..., str]) -> None:
+    """The facts agree with what the image is: port 8000, uid 10001, its python, /srv/data."""
+    image = build(HTTP)
+    with started(docker_client, imagegate_session, image) as ctr:
+        c = ctr.container
+        assert runtime.listening_ports(c) == {PORT}
+        procs = runtime.process_uids(c)
+        assert not isinstance(procs, Skip), procs
+        assert {p.uid for p in procs} == {10001} and "http.server" in procs[0].command
+        assert runtime.exec_uid(c) == 10001
+        interpreter = runtime.server_interpreter(c)
+        assert interpreter == "/usr/bin/python3"  # bare "python3" resolved on the image's PATH
+        assert runtime.pip_importable(c, interpreter) is False
+        assert runtime.writable_paths(c, "/srv", interpreter) == ["/srv/data"]
+
+
+def test_runtime_facts_on_a_shell_less_image(
+        docker_client: Any, imagegate_session: str, build: Callable[..., str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No /bin/sh, cat, ps, id or getent: every fact is still read, from outside, or skipped
+    with a reason (never an error)."""
+    image = build(SHELL_LESS)
+    facts = ImageFacts.load(docker_client, image)
+    assert "/bin/sh" not in facts.files and "/bin/busybox" not in facts.files
+    static = CHECKS["IG-CMD-EXISTS"](facts, Settings())
+    assert static.ok, static.message  # type: ignore[union-attr]
+    with started(docker_client, imagegate_session, image) as ctr:
+        c = ctr.container
+        assert c.exec_run(["sh", "-c", "true"]).exit_code in (126, 127)  # really no shell
+        timings = {}
+        for name, fact in [("listening_ports", lambda: runtime.listening_ports(c)),
+                           ("process_uids", lambda: runtime.process_uids(c)),
+                           ("exec_uid", lambda: runtime.exec_uid(c)),
+                           ("server_interpreter", lambda: runtime.server_interpreter(c))]:
+            t0 = time.monotonic()
+            fact()
+            timings[name] = time.monotonic() - t0
+        print("\nshell-less facts: " + ", ".join(f"{k} {v * 1000:.0f}ms"
+                                                  for k, v in timings.items()))
+        assert runtime.listening_ports(c) == {PORT}
+        procs = runtime.process_uids(c)
+        assert not isinstance(procs, Skip), procs
+        assert [p.uid for p in procs] == [10001]
+        assert runtime.exec_uid(c) == 10001  # USER app, resolved in the image's own passwd
+        interpreter = runtime.server_interpreter(c)
+        assert interpreter == "/opt/venv/bin/python3"  # from the #! of serve, not PATH
+        assert runtime.pip_importable(c, interpreter) is False
+        checked = runtime.pip_check(c, interpreter)
+        assert checked == (True, "No broken requirements found."), checked
+        assert runtime.writable_paths(c, None, interpreter) == ["/srv/data"]
+
+        missing = runtime.pip_importable(c, "/usr/bin/python9")
+        assert isinstance(missing, Skip) and "python9" in missing.reason
+        assert isinstance(runtime.pip_check(c, "/usr/bin/python9"), Skip)
+        assert isinstance(runtime.writable_paths(c, "/srv", "/usr/bin/python9"), Skip)
+
+        # As a remote engine: no host /proc, and no `cat` in the image: a skip with both reasons.
+        monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
+        ports = runtime.listening_ports(c)
+        assert isinstance(ports, Skip)
+        assert "remote" in ports.reason and '"cat"' in ports.reason, ports.reason
+        procs = runtime.process_uids(c)  # docker top still works: the engine runs ps
+        assert not isinstance(procs, Skip) and [p.uid for p in procs] == [10001]
+        assert runtime.server_interpreter(c) == "/opt/venv/bin/python3"  # from docker top
+
+
+def test_pip_importable_when_installed_for_that_interpreter(
+        docker_client: Any, imagegate_session: str, build: Callable[..., str]) -> None:
+    """pip copied into the interpreter's dist-packages: importable, and pip check runs."""
+    import pip
+
+    image = build(HTTP + "COPY pip /usr/local/lib/python3.11/dist-packages/pip\n",
+                  {"pip": Path(pip.__file__).parent})
+    with started(docker_client, imagegate_session, image) as ctr:
+        assert runtime.pip_importable(ctr.container, "/usr/bin/python3") is True
+        checked = runtime.pip_check(ctr.container, "/usr/bin/python3")
+        assert not isinstance(checked, Skip) and checked[0], checked
