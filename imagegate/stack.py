@@ -1,9 +1,11 @@
 """A compose project's lifecycle, as a plain module: up --wait, ports, logs, faults, down -v.
 
-:func:`running_stack` is the one way in: it validates the files with ``compose config``, labels
-every container, network and volume with the session (a generated override file), brings the
-project up healthy and ALWAYS takes it down again (pass, fail, Ctrl-C), then removes whatever
-still carries the session and project labels. Usable without pytest::
+:func:`running_stack` is the one way in: it resolves the files once (:class:`~imagegate.compose.
+Model`, ``compose config``), labels every container, network and volume with the session (a
+generated override file), adds the caller's overrides (the gate's: see
+:func:`~imagegate.compose.gate_override`), brings the project up healthy without building and
+ALWAYS takes it down again (pass, fail, Ctrl-C), then removes whatever still carries the session
+and project labels. Usable without pytest::
 
     with running_stack(["compose.yml"], project="demo", project_dir=".", env={...},
                        session=new_session_id(), wait_timeout=60) as stack:
@@ -15,49 +17,30 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .compose import (  # noqa: F401  (compose_command: re-exported, callers use stack.compose_command)
+    Model,
+    compose_argv,
+    compose_command,
+    first_line,
+    label_override,
+    process_env,
+)
 from .engine import cleanup_session, session_labels
 from .errors import CommandFailed, StackNotHealthy, UsageError
 from .proc import run
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
-_VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
-
-
-def compose_command() -> list[str]:
-    """The Compose v2 argv prefix: the binary next to this Python first, then PATH, then the CLI."""
-    beside = Path(sys.executable).parent / "docker-compose"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return [str(beside)]
-    found = shutil.which("docker-compose")
-    return [found] if found else ["docker", "compose"]
-
-
-def _first_line(text: str) -> str:
-    """Compose's own complaint: the last non-empty line of its stderr, trimmed."""
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1][:300] if lines else "(no output)"
-
-
-def _env_file_names(path: Path) -> set[str]:
-    """The variable names an env file defines (``NAME=value`` lines)."""
-    try:
-        text = path.read_text()
-    except OSError:
-        return set()
-    return {ln.split("=", 1)[0].strip().removeprefix("export ").strip()
-            for ln in text.splitlines() if "=" in ln and not ln.lstrip().startswith("#")}
+PULL_POLICIES = ("missing", "never", "always")
 
 
 @dataclass
@@ -73,32 +56,21 @@ class Stack:
     #: Container port :meth:`url` uses when none is given (the settings' ``web_port``).
     default_port: int = 8000
     command_timeout: float = 60.0
-    _config: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: The user's files resolved (:class:`Model`); loaded on first use unless given.
+    model: Model | None = field(default=None, repr=False)
     _cli: Any = field(default=None, repr=False)
 
     # -- compose ---------------------------------------------------------------------------------
 
     def argv(self, *args: str) -> list[str]:
         """The full compose argv for ``args`` on this project (also handy to print for a human)."""
-        files = [a for f in self.files for a in ("-f", str(f))]
-        return [*compose_command(), "--ansi", "never", "-p", self.project,
-                "--project-directory", str(self.project_dir), "--env-file", str(self.env_file),
-                *files, *args]
+        return compose_argv(self.files, *args, project_dir=self.project_dir,
+                            env_file=self.env_file, project=self.project)
 
     def _process_env(self) -> dict[str, str]:
-        """``env`` plus blanks for variables the files read that leak in from our own process.
-
-        Compose lets the process environment win over ``--env-file``; a stray ``SECRET_KEY`` or
-        ``APP_ENV`` in the developer's shell would make the stack untestable, so those read by
-        the files (and not given here or in the env file) are set empty (``${X:-d}`` → d).
-        """
-        read: set[str] = set()
-        for path in self.files:
-            with contextlib.suppress(OSError):
-                read |= set(_VAR.findall(path.read_text()))
-        given = set(self.env) | _env_file_names(self.env_file)
-        blanks = {name: "" for name in read if name in os.environ and name not in given}
-        return {**blanks, **self.env}
+        """``env`` plus blanks for variables the files read that leak in from our own process
+        (see :func:`imagegate.compose.process_env`)."""
+        return process_env(self.files, self.env, self.env_file)
 
     def compose(self, *args: str, timeout: float | None = None,
                 check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -106,24 +78,47 @@ class Stack:
         return run(self.argv(*args), timeout=timeout or self.command_timeout, check=check,
                    cwd=self.project_dir, env=self._process_env())
 
-    def config(self) -> dict[str, Any]:
-        """The resolved model (``compose config --format json``); cached after the first call.
+    def load_model(self) -> Model:
+        """The project's :class:`Model` (``compose config --format json``), loaded once.
 
         Invalid YAML, an unknown key or a missing ``${VAR:?}`` raises :class:`UsageError` with
         the file names and compose's own one-line complaint.
         """
-        if not self._config:
-            proc = self.compose("config", "--format", "json", check=False)
-            if proc.returncode != 0:
-                names = ", ".join(str(f) for f in self.files)
-                raise UsageError(f"{names}: {_first_line(proc.stderr or proc.stdout)}",
-                                 detail=proc.stderr)
-            self._config = json.loads(proc.stdout)
-        return self._config
+        if self.model is None:
+            self.model = Model.load(self.files, project_dir=self.project_dir, env=self.env,
+                                    env_file=self.env_file, project=self.project,
+                                    timeout=self.command_timeout)
+        return self.model
+
+    def config(self) -> dict[str, Any]:
+        """The resolved model's JSON (``compose config --format json``); see :meth:`load_model`."""
+        return self.load_model().raw
 
     def services(self) -> list[str]:
         """The project's service names, in file order."""
-        return list(self.config().get("services", {}))
+        return self.load_model().services
+
+    def pull(self, policy: str, timeout: float = 600) -> None:
+        """Pull the images of services that run an image (not built, not ``pull_policy: never``).
+
+        ``policy`` is ``missing`` (only absent images) or ``always``. Reads the project with every
+        file (the gate's override pins the tested image with ``pull_policy: never``, so it is
+        never pulled); compose's own ``up --pull`` would override that per-service policy.
+        """
+        merged = Model.load(self.files, project_dir=self.project_dir, env=self.env,
+                            env_file=self.env_file, project=self.project,
+                            timeout=self.command_timeout)
+        wanted = [s for s in merged.services
+                  if merged.image(s) and merged.build(s) is None
+                  and merged.pull_policy(s) not in ("never", "build")]
+        if not wanted:
+            return
+        proc = self.compose("pull", "--quiet", "--policy", policy, *wanted, timeout=timeout,
+                            check=False)
+        if proc.returncode != 0:
+            raise UsageError(f"{self.files[0].name}: pulling {', '.join(wanted)} failed "
+                             f"({first_line(proc.stderr or proc.stdout)}); set pull = \"never\" "
+                             "to use local images only", detail=proc.stderr)
 
     def up(self, timeout: float) -> None:
         """``up --wait``: return when every service is running (and healthy, where it has a
@@ -132,7 +127,7 @@ class Stack:
                 "--no-build", "--remove-orphans")
         try:
             proc = self.compose(*args, timeout=timeout + 60, check=False)
-            complaint = "" if proc.returncode == 0 else _first_line(proc.stderr)
+            complaint = "" if proc.returncode == 0 else first_line(proc.stderr)
         except CommandFailed as exc:  # our own timeout on top of compose's
             complaint = exc.message
         if complaint:
@@ -305,22 +300,8 @@ def validate_compose(compose_files: Sequence[str | os.PathLike[str]], *,
         proc = probe.compose(*args, check=False)
         if proc.returncode != 0:
             names = ", ".join(str(f) for f in files)
-            raise UsageError(f"{names}: {_first_line(proc.stderr or proc.stdout)}",
+            raise UsageError(f"{names}: {first_line(proc.stderr or proc.stdout)}",
                              detail=proc.stderr)
-
-
-def label_override(config: Mapping[str, Any], labels: Mapping[str, str]) -> dict[str, Any]:
-    """A compose override adding ``labels`` to every service, network and volume defined."""
-    def own(kind: str) -> list[str]:
-        return [name for name, spec in (config.get(kind) or {}).items()
-                if not (spec or {}).get("external")]
-
-    lab = {k: v.replace("$", "$$") for k, v in labels.items()}
-    return {
-        "services": {name: {"labels": lab} for name in config.get("services", {})},
-        "networks": {name: {"labels": lab} for name in own("networks")},
-        "volumes": {name: {"labels": lab} for name in own("volumes")},
-    }
 
 
 def remove_leftovers(cli: Any, session: str, project: str) -> int:
@@ -339,13 +320,26 @@ def running_stack(
     wait_timeout: float,
     env_file: str | os.PathLike[str] | None = None,
     default_port: int = 8000,
+    overrides: Sequence[str] = (),
+    pull: str = "never",
+    model: Model | None = None,
 ) -> Iterator[Stack]:
     """Bring a labelled compose project up healthy, yield it, and always take it down.
 
     ``env`` is the interpolation environment (compose also reads ``env_file``, an empty file
-    unless given, never the project's ``.env``). Raises :class:`UsageError` for a file compose
-    rejects (including a missing ``${VAR:?}``), :class:`StackNotHealthy` if ``up --wait`` fails.
+    unless given, never the project's ``.env``). ``model`` is the files already resolved (the
+    gate's one model; loaded here when absent or resolved from other files). After the user's
+    files come a label override (every service, network and volume carries the session) and
+    then each text of ``overrides`` (e.g. :func:`~imagegate.compose.gate_override`), written
+    to a temp dir.
+    ``pull``: ``never`` uses local images only; ``missing``/``always`` pull the services that
+    run an image (not those with ``pull_policy: never``, which the gate's override puts on the
+    tested image) before ``up --wait --pull never --no-build``: nothing is ever built here.
+    Raises :class:`UsageError` for a file compose rejects (including a missing ``${VAR:?}``),
+    :class:`StackNotHealthy` if ``up --wait`` fails.
     """
+    if pull not in PULL_POLICIES:
+        raise UsageError(f"pull {pull!r}: expected one of {', '.join(PULL_POLICIES)}")
     files = [Path(f).resolve() for f in compose_files]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
@@ -355,13 +349,19 @@ def running_stack(
         if env_file is None:
             env_file = tmp / "empty.env"
             Path(env_file).write_text("")
+        if model is not None and tuple(model.files) != tuple(files):
+            model = None  # resolved from other files (e.g. without an overlay): not this project
         stack = Stack(tuple(files), project, Path(project_dir).resolve(), dict(env),
-                      Path(env_file).resolve(), session, default_port=default_port)
-        override = tmp / "imagegate-labels.yml"
-        override.write_text(json.dumps(label_override(stack.config(), session_labels(session)),
-                                       indent=2))
-        stack.files = (*stack.files, override)
+                      Path(env_file).resolve(), session, default_port=default_port, model=model)
+        written = [tmp / "imagegate-labels.yml"]
+        written[0].write_text(label_override(stack.load_model(), session_labels(session)))
+        for number, text in enumerate(overrides, start=1):
+            written.append(tmp / f"imagegate-override-{number}.yml")
+            written[-1].write_text(text)
+        stack.files = (*stack.files, *written)
         try:
+            if pull != "never":
+                stack.pull(pull, timeout=max(wait_timeout, 300))
             stack.up(wait_timeout)
             yield stack
         finally:

@@ -1,0 +1,259 @@
+"""Zero-config discovery on projects as people write them (compose resolved for real, no engine)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imagegate.discovery import discover
+from imagegate.errors import UsageError
+from imagegate.settings import Settings
+
+DOCKERFILE = """
+    FROM imagegate/python:3.11-bookworm AS base
+    EXPOSE 9999
+    FROM imagegate/python:3.11-bookworm AS final
+    EXPOSE 5000 5001
+    CMD ["python3", "-m", "http.server", "5000"]
+"""
+
+
+def project(root: Path, **files: str) -> Path:
+    """Write ``files`` (name → dedented text; ``__`` in a name is a ``/``) into ``root``."""
+    for name, text in files.items():
+        path = root / name.replace("__", "/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip())
+    return root
+
+
+def settings(root: Path, **given: Any) -> Settings:
+    """Settings for ``root`` with ``given`` values, each from pyproject.toml (else default)."""
+    sources = {key: "pyproject.toml" for key in given}
+    return Settings(project_dir=root, sources=sources, **given)
+
+
+def found(root: Path, **given: Any) -> Any:
+    """``discover`` on ``root`` with ``given`` settings."""
+    return discover(root, settings(root, **given))
+
+
+def test_docker_init_project(tmp_path: Path) -> None:
+    """docker init's compose.yaml: ``server`` builds ``.``, publishes 8000:8000."""
+    project(tmp_path, Dockerfile=DOCKERFILE, **{"compose.yaml": """
+        services:
+          server:
+            build:
+              context: .
+            ports:
+              - 8000:8000
+    """})
+    d = found(tmp_path)
+    assert d.compose_file == tmp_path / "compose.yaml"
+    assert (d.web_service, d.web_port, d.gated) == ("server", 8000, ("server",))
+    assert (d.dockerfile, d.context, d.target, d.build_args) == (
+        tmp_path / "Dockerfile", tmp_path, "", {})
+    assert (d.health_path, d.expect_2xx) == ("/", False)
+    assert d.values["web_service"] == ("server", "compose.yaml: builds .")
+    assert d.values["web_port"] == (8000, "compose.yaml: server ports 8000:8000")
+    assert d.values["dockerfile"] == ("Dockerfile", "compose.yaml: server build")
+    assert "health_path" not in d.values
+    assert d.describe()[:2] == ["compose_file: compose.yaml [found]",
+                                "web_service: server [compose.yaml: builds .]"]
+
+
+def test_tutorial_project(tmp_path: Path) -> None:
+    """A tutorial's docker-compose.yml: ``web: build: .`` and a Redis from Docker Hub."""
+    project(tmp_path, Dockerfile=DOCKERFILE, **{"docker-compose.yml": """
+        services:
+          web:
+            build: .
+            ports:
+              - "5000:5000"
+          redis:
+            image: "redis:7-alpine"
+    """})
+    d = found(tmp_path)
+    assert (d.web_service, d.web_port, d.gated) == ("web", 5000, ("web",))
+    assert d.values["compose_file"] == ("docker-compose.yml", "found")
+
+
+def test_no_compose_file_uses_the_dockerfile(tmp_path: Path) -> None:
+    """No compose file is not an error: the stack has nothing to run; the port is EXPOSE's."""
+    project(tmp_path, Dockerfile=DOCKERFILE)
+    d = found(tmp_path)
+    assert (d.compose_file, d.model, d.web_service, d.gated) == (None, None, "", ())
+    assert d.no_compose.startswith("no compose file (compose.yaml, compose.yml")
+    assert d.values["web_port"] == (5000, "Dockerfile: EXPOSE 5000 (first of 5000, 5001)")
+    assert found(tmp_path, target="base").web_port == 9999
+    assert d.describe()[0].startswith("compose_file: none [no compose file")
+
+
+def test_build_long_syntax_decides_dockerfile_target_and_args(tmp_path: Path) -> None:
+    """The gate builds exactly what compose would; given build args are added on top."""
+    project(tmp_path, **{"app__docker__Dockerfile.prod": DOCKERFILE, "compose.yaml": """
+        services:
+          api:
+            build:
+              context: ./app
+              dockerfile: docker/Dockerfile.prod
+              target: base
+              args: {VERSION: "1"}
+            ports: ["127.0.0.1::9999"]
+          worker:
+            build:
+              context: ./app
+              dockerfile: docker/Dockerfile.prod
+              target: base
+            command: ["python3", "-m", "worker"]
+          debug:
+            build:
+              context: ./app
+              dockerfile: docker/Dockerfile.prod
+              target: final
+    """})
+    d = found(tmp_path, context="app", build_args={"EXTRA": "x"})
+    assert d.web_service == "api", "three build app/: the one publishing a port"
+    assert d.dockerfile == tmp_path / "app/docker/Dockerfile.prod"
+    assert (d.target, d.build_args) == ("base", {"VERSION": "1", "EXTRA": "x"})
+    assert d.web_port == 9999
+    assert d.gated == ("api", "worker"), "same Dockerfile and target: both run the tested image"
+    assert d.values["context"] == ("app", "pyproject.toml")
+    assert d.values["build_args"][1] == "compose.yaml: api build + pyproject.toml"
+    picked = found(tmp_path, context="app", target="final")
+    assert (picked.web_service, picked.gated) == ("debug", ("debug",)), "the target narrows it"
+
+
+def test_two_services_build_the_project_one_publishes(tmp_path: Path) -> None:
+    """web + worker both ``build: .``: the one that publishes a port serves HTTP."""
+    project(tmp_path, Dockerfile=DOCKERFILE, **{"compose.yaml": """
+        services:
+          worker:
+            build: .
+          web:
+            build: .
+            ports: ["127.0.0.1:8080:8000"]
+    """})
+    d = found(tmp_path)
+    assert (d.web_service, d.web_port, d.gated) == ("web", 8000, ("worker", "web"))
+
+
+@pytest.mark.parametrize(("compose_text", "expected"), [
+    ("""
+        services:
+          a: {build: ., ports: ["80"]}
+          b: {build: ., ports: ["81"]}
+     """, "compose.yaml: a, b all build .; set web_service (the one serving HTTP) in "
+          "[tool.imagegate]"),
+    ("""
+        services:
+          a: {image: x, ports: ["80"]}
+          b: {image: y, ports: ["81"]}
+     """, "compose.yaml: no service builds . and a, b all publish ports; set web_service "
+          "(the one serving HTTP) in [tool.imagegate]"),
+    ("""
+        services:
+          a: {image: x}
+     """, "compose.yaml: no service builds . or publishes a port (services: a); set "
+          "web_service in [tool.imagegate]"),
+])
+def test_web_service_ambiguous_or_none(tmp_path: Path, compose_text: str, expected: str) -> None:
+    """One line listing the candidates and naming the web_service setting."""
+    project(tmp_path, Dockerfile=DOCKERFILE, **{"compose.yaml": compose_text})
+    with pytest.raises(UsageError) as caught:
+        found(tmp_path)
+    assert caught.value.message == expected
+
+
+def test_only_service_publishing_a_port(tmp_path: Path) -> None:
+    """No service builds the project (image pinned by a variable): the one publishing wins."""
+    project(tmp_path, Dockerfile=DOCKERFILE, **{"compose.yml": """
+        services:
+          app:
+            image: ${APP_IMAGE:?the image under test}
+            ports: ["127.0.0.1::5000"]
+          redis:
+            image: redis
+    """})
+    d = found(tmp_path)
+    assert (d.web_service, d.web_port, d.gated) == ("app", 5000, ())
+    assert d.values["web_service"][1] == "compose.yml: the only service publishing a port"
+    assert d.describe()[-1] == "gated services: none (no service builds Dockerfile)"
+
+
+def test_given_settings_win(tmp_path: Path) -> None:
+    """web_service, dockerfile, web_port and health_path given: discovery keeps them."""
+    project(tmp_path, Dockerfile=DOCKERFILE, **{"Dockerfile.ci": DOCKERFILE, "compose.yaml": """
+        services:
+          server: {build: ., ports: ["8000:8000"]}
+          other: {build: ., ports: ["9000:9000"]}
+    """})
+    d = found(tmp_path, web_service="other", dockerfile="Dockerfile.ci", web_port=7000,
+              health_path="/healthz")
+    assert (d.web_service, d.web_port, d.dockerfile) == ("other", 7000, tmp_path / "Dockerfile.ci")
+    assert (d.health_path, d.expect_2xx) == ("/healthz", True)
+    assert d.gated == (), "no service builds Dockerfile.ci"
+    assert d.values["web_port"] == (7000, "pyproject.toml")
+    assert "health: GET /healthz answers 2xx [pyproject.toml]" in d.describe()
+
+
+@pytest.mark.parametrize(("given", "files", "expected"), [
+    ({"web_service": "nope"}, {"compose.yaml": "services:\n  a: {build: .}\n"},
+     "web_service 'nope' [pyproject.toml]: compose.yaml has no such service (services: a)"),
+    ({"compose_file": "stack.yml"}, {},
+     "compose_file stack.yml: not found in {root} [pyproject.toml]"),
+    ({}, {"compose.yaml": "services:\n  a:\n    build: {context: ., dockerfile_inline: FROM x}\n"},
+     "compose.yaml: service a builds from dockerfile_inline; the gate builds a local "
+     "Dockerfile: set dockerfile (and context) in [tool.imagegate]"),
+    ({}, {"compose.yaml": "services:\n  a:\n    image: x\n    ports: ['80']\n    environment:\n"
+                          "      K: ${SECRET_KEY:?}\n"},
+     "compose.yaml: required variable SECRET_KEY is missing a value; set it in "
+     "[tool.imagegate.run_env]"),
+])
+def test_each_error_is_one_line(tmp_path: Path, given: dict[str, Any], files: dict[str, str],
+                                expected: str) -> None:
+    """Every discovery failure is one line that names the setting to add."""
+    project(tmp_path, **files)
+    with pytest.raises(UsageError) as caught:
+        found(tmp_path, **given)
+    assert caught.value.message == expected.format(root=tmp_path)
+
+
+@pytest.mark.parametrize(("files", "expected"), [
+    ({"Dockerfile": "FROM imagegate/python:3.11-bookworm\n",
+      "compose.yaml": "services:\n  a: {build: .}\n"},
+     "cannot tell the web port: compose.yaml: a publishes no port and Dockerfile EXPOSEs none; "
+     "set web_port in [tool.imagegate]"),
+    ({}, "Dockerfile: Dockerfile not found; set dockerfile (or web_port) in [tool.imagegate]"),
+])
+def test_an_unknown_web_port_is_an_error_only_where_needed(tmp_path: Path, files: dict[str, str],
+                                                           expected: str) -> None:
+    """Linting needs no port: discovery records why it has none, and whatever runs the web
+    service (the gate's preflight, the container fixtures) raises that one line."""
+    from imagegate import project as project_mod
+    from imagegate import settings as settings_mod
+
+    project(tmp_path, **files)
+    resolved = project_mod.resolve(settings_mod.load(tmp_path, environ={}))
+    assert resolved.web_port == 0
+    with pytest.raises(UsageError) as caught:
+        project_mod.web_port(resolved)
+    assert caught.value.message == expected
+
+
+def test_run_env_feeds_interpolation(tmp_path: Path) -> None:
+    """A required variable set in run_env (``@random`` too) lets discovery read the file."""
+    project(tmp_path, Dockerfile=DOCKERFILE, **{"compose.yaml": """
+        services:
+          web:
+            build: .
+            ports: ["8000:8000"]
+            environment:
+              SECRET_KEY: ${SECRET_KEY:?}
+    """})
+    d = found(tmp_path, run_env={"SECRET_KEY": "@random"})
+    assert d.web_service == "web"
+    assert d.model is not None and len(d.model.service("web")["environment"]["SECRET_KEY"]) == 64
