@@ -11,7 +11,7 @@ IMAGEGATE := $(BIN)/imagegate
 PUSH ?=
 GATE_ARGS ?=
 
-.PHONY: help venv engine engine-down base build lock test test-unit test-image test-stack gate bench lint-py prune clean
+.PHONY: help venv engine engine-down base standins build lock test test-unit test-image test-stack gate bench lint-py docs prune clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ gate: base ## the CI gate: lint -> build -> image -> stack -> push (PUSH=host:po
 
 bench: base ## benchmarks against the seed recipe; writes bench/RESULTS.md
 	$(BIN)/python bench/run.py
+
+docs: $(STAMP) ## regenerate the README's settings and check tables from the code
+	$(BIN)/python -m imagegate.docs README.md
 
 lint-py: $(STAMP) ## ruff and mypy on the harness
 	$(BIN)/ruff check imagegate app tests_unit tests_image tests_stack bench

@@ -65,6 +65,8 @@ def _spec(id: str, title: str, stage: str, evidence: Evidence, baseline: Severit
 
 _SPECS = [
     # -- the Dockerfile's text (lint stage) -------------------------------------------------------
+    _spec("IG-LINT-HADOLINT", "hadolint runs on the Dockerfile (its DL/SC rules report apart)",
+          "lint", "dockerfile", "error"),
     _spec("IG-LINT-USER-MISSING", "the final stage sets a USER (else it runs as root)", "lint",
           "dockerfile", "warning"),
     _spec("IG-LINT-USER-ROOT", "the final stage's last USER is not root", "lint", "dockerfile",
@@ -188,3 +190,27 @@ def at_least(level: str, threshold: str) -> bool:
 def stage_ids(stage: str) -> list[str]:
     """The catalogue ids of one stage, in catalogue order."""
     return [s.id for s in _SPECS if s.stage == stage]
+
+
+def rows() -> list[tuple[str, str, str, str, str, str]]:
+    """(id, stage, evidence, baseline, hardened, title) for every catalogue check."""
+    out = []
+    for s in _SPECS:
+        baseline = s.baseline + (f" ({s.user_set} set: error)" if s.user_set else "")
+        out.append((s.id, s.stage, s.evidence, baseline, s.hardened, s.title))
+    out.append(("DL*/SC*", "lint", "dockerfile", "hadolint's level (style→info)",
+                "error for error/warning", "hadolint's rules (a failure-threshold in "
+                ".hadolint.yaml lowers what is below it to info)"))
+    return out
+
+
+def markdown() -> str:
+    """The catalogue as the README's Markdown table (generated, so it cannot drift)."""
+    lines = ["| id | stage | evidence | baseline | hardened | expects |", "|---|---|---|---|---|---|"]
+    lines += [f"| `{r[0]}` | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} |" for r in rows()]
+    return "\n".join(lines)
+
+
+def text() -> str:
+    """The catalogue as plain columns (``imagegate checks``)."""
+    return "\n".join(f"{r[0]:<28} {r[1]:<6} {r[3]:<9} {r[4]:<8} {r[5]}" for r in rows())

@@ -13,15 +13,7 @@ from typing import Any
 
 from . import __version__
 from . import settings as settings_mod
-from .errors import ImagegateError
-
-
-def _positive(value: str) -> float:
-    """argparse type: a number above zero."""
-    number = float(value)
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"{value}: must be above zero")
-    return number
+from .errors import ImagegateError, UsageError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -34,22 +26,21 @@ def parser() -> argparse.ArgumentParser:
     def project_flags(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--project-dir", default=".", metavar="DIR",
                         help="project to gate (reads its pyproject's [tool.imagegate])")
-        sp.add_argument("--dockerfile", metavar="PATH")
-        sp.add_argument("--context", metavar="DIR")
-        sp.add_argument("--compose-file", metavar="PATH")
-        sp.add_argument("--python-image", metavar="REF",
-                        help="Python base (default: the local Debian-made imagegate/python)")
-        sp.add_argument("--size-budget-mb", type=_positive, metavar="MB")
-        sp.add_argument("--layer-budget", type=int, metavar="N")
-        sp.add_argument("--ignore", action="append", default=[], metavar="ID",
-                        help="check id to ignore (repeatable)")
+        group = sp.add_argument_group("settings (override [tool.imagegate] and IMAGEGATE_*)")
+        for key in settings_mod.FLAG_KEYS:
+            if key == "report_dir" and sp.prog.split()[-1] != "gate":
+                continue
+            group.add_argument(f"--{key.replace('_', '-')}", dest=key, metavar=key.upper(),
+                               action="append" if key in MULTI else "store",
+                               type=str if key in MULTI else _setting_type(key),
+                               choices=settings_mod.CHOICES.get(key),
+                               help=settings_mod.HELP.get(key))
 
     gate = sub.add_parser("gate", help="lint → bases → build → image → stack [→ push]")
     project_flags(gate)
     gate.add_argument("--push", metavar="REGISTRY/REPO:TAG", default="",
                       help="push the tested image here when every stage passed")
     gate.add_argument("--image", metavar="REF", help="gate this built image (skip the build)")
-    gate.add_argument("--report-dir", metavar="DIR", help="where junit.xml/result.json/summary.md go")
     gate.add_argument("--quiet", "-q", action="store_true", help="stage verdicts only (CI logs)")
     gate.add_argument("--pytest-arg", action="append", default=[], metavar="ARG",
                       help="extra argument for the pytest stages (repeatable)")
@@ -65,7 +56,27 @@ def parser() -> argparse.ArgumentParser:
     engine.add_argument("action", choices=["up", "down", "status"])
     prune = sub.add_parser("prune", help="remove leftovers of dead runs (and labelled images)")
     prune.add_argument("--images", action="store_true", help="also remove labelled images")
+    checks = sub.add_parser("checks", help="list every check: id, stage, severity per profile")
+    checks.add_argument("--markdown", action="store_true", help="as the README's Markdown table")
     return p
+
+
+#: Settings a flag may give several times (``--ignore A --ignore B``; ``--severity ID=LEVEL``).
+MULTI = {"ignore", "severity", "build_args", "bases", "locks", "unit_tests", "image_tests",
+         "stack_tests"}
+
+
+def _setting_type(key: str) -> Any:
+    """argparse type for ``--KEY``: the setting's own coercion, a clean usage error on failure."""
+    def parse(value: str) -> Any:
+        flag = f"--{key.replace('_', '-')}"
+        try:
+            coerced = settings_mod._coerce(key, value, flag)
+            settings_mod.check_value(key, coerced, flag)
+            return coerced
+        except ImagegateError as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+    return parse
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -86,14 +97,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _settings(args: argparse.Namespace) -> settings_mod.Settings:
-    """Resolve settings for a project command from flags over config."""
-    overrides: dict[str, Any] = {
-        key: getattr(args, key, None)
-        for key in ("dockerfile", "context", "compose_file", "python_image", "size_budget_mb",
-                    "layer_budget", "image", "report_dir")
-    }
-    overrides["ignore"] = tuple(getattr(args, "ignore", ()) or ())
-    return settings_mod.load(args.project_dir, {k: v for k, v in overrides.items() if v})
+    """Resolve settings for a project command from flags over config (discovery comes later)."""
+    overrides: dict[str, Any] = {"image": getattr(args, "image", None)}
+    for key in settings_mod.FLAG_KEYS:
+        value = getattr(args, key, None)
+        if key in ("severity", "build_args") and value:
+            bad = [v for v in value if "=" not in v]
+            if bad:
+                raise UsageError(f"--{key.replace('_', '-')} {bad[0]}: expected NAME=VALUE")
+            value = dict(v.split("=", 1) for v in value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        overrides[key] = value
+    return settings_mod.load(args.project_dir, overrides)
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
@@ -112,14 +128,27 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
-    """Lint the Dockerfile; one line per finding."""
+    """Lint the Dockerfile; one line per finding; exit 1 when one reaches ``fail_on``."""
     from .gate import lint_only
+    from .verdict import fails
 
-    failed = lint_only(_settings(args))
-    for f in failed:
-        print(f"{f.where}: {f.check_id}: {f.message}")
-    print(f"imagegate lint: {len(failed)} finding(s)" if failed else "imagegate lint: clean")
-    return 1 if failed else 0
+    s = _settings(args)
+    found = lint_only(s)
+    failing = [f for f in found if fails(f, s.fail_on)]
+    for f in found:
+        state = "ignored" if f.skipped else f.severity
+        print(f"{f.where}: {f.check_id} ({state}): {f.skipped or f.message}")
+    print(f"imagegate lint: {len(failing)} failing, {len(found) - len(failing)} other finding(s)"
+          if found else "imagegate lint: clean")
+    return 1 if failing else 0
+
+
+def cmd_checks(args: argparse.Namespace) -> int:
+    """Print the check catalogue."""
+    from . import catalogue
+
+    print(catalogue.markdown() if args.markdown else catalogue.text())
+    return 0
 
 
 def cmd_base(args: argparse.Namespace) -> int:
@@ -177,7 +206,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"gate": cmd_gate, "lint": cmd_lint, "base": cmd_base, "build": cmd_build,
-            "engine": cmd_engine, "prune": cmd_prune}
+            "engine": cmd_engine, "prune": cmd_prune, "checks": cmd_checks}
 
 
 def _indent(text: str) -> str:

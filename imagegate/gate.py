@@ -6,27 +6,32 @@ test with a stable id whichever face ran it; this module only sequences, times a
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from . import pipeline, report
+from . import build, pipeline, report, verdict
 from . import settings as settings_mod
 from .engine import client, ensure_engine, new_session_id
-from .errors import ImagegateError, PushFailed, UsageError
+from .errors import BuildFailed, ImagegateError, PushFailed, UsageError
+from .findings import Finding
 from .proc import run
 from .report import GateResult, StageResult
 from .settings import Settings
 
 #: pytest exit codes that mean "the suite could not run", not "a check failed".
-PYTEST_USAGE = {3: "internal error", 4: "usage error", 5: "no tests collected"}
+PYTEST_USAGE = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
 GENERIC = {"lint": "imagegate.checks.test_lint", "image": "imagegate.checks.test_image",
            "stack": "imagegate.checks.test_stack"}
 STAGE_TIMEOUT = {"lint": 600, "image": 900, "stack": 1500}
+GENERIC_INI = Path(__file__).parent / "data" / "pytest-generic.ini"
 
 
 @dataclass
@@ -40,7 +45,11 @@ class GateOptions:
 
 
 class Gate:
-    """One gate run over one project; ``run()`` returns the :class:`GateResult` it reported."""
+    """One gate run over one project; ``run()`` returns the :class:`GateResult` it reported.
+
+    Every stage contributes :class:`~imagegate.findings.Finding`s; the verdict is ``fail_on``
+    applied to them. A pytest exit code only says whether a stage could run at all.
+    """
 
     def __init__(self, settings: Settings, options: GateOptions,
                  echo: Callable[[str], None] = print) -> None:
@@ -49,9 +58,11 @@ class Gate:
         self.echo = echo
         self.session = options.session or new_session_id()
         self.out_dir = settings.path(settings.report_dir)
-        self.result = GateResult(project=str(settings.project_dir))
+        self.result = GateResult(project=str(settings.project_dir), fail_on=settings.fail_on,
+                                 profile=settings.profile)
         self.image_id = settings.image
         self.cli: Any = None
+        self.settings_file = self.out_dir / "settings.json"
 
     # -- orchestration ------------------------------------------------------------------------
 
@@ -79,67 +90,97 @@ class Gate:
             self.result.status = "failed" if failed else "passed"
             self.result.exit_code = max((2 if s.status == "error" else 1 for s in failed),
                                         default=0)
-            paths = report.write_all(self.result, self.out_dir)
-            self._say(f"report: {paths['markdown']} {paths['junit']} {paths['json']}", force=True)
+            self.result.settings = settings_mod.describe(self.s)
+            paths = report.write_all(self.result, self.out_dir, project_dir=self.s.project_dir,
+                                     files=self._report_files())
+            self._say("report: " + " ".join(str(p) for p in paths.values()), force=True)
         return self.result
 
+    def _report_files(self) -> dict[str, Path]:
+        """The project files report locations point into (SARIF)."""
+        files = {}
+        if self.s.dockerfile:
+            files["dockerfile"] = self.s.path(self.s.dockerfile)
+        if self.s.compose_file:
+            files["compose"] = self.s.path(self.s.compose_file)
+        return files
+
     def _stage(self, stage: StageResult, action: Callable[[StageResult], None]) -> bool:
-        """Run one stage, time it, classify its failure; True when it passed."""
+        """Run one stage, time it, judge its findings; True when it passed."""
         self._say(f"▶ {stage.name}")
         started = time.monotonic()
         try:
             action(stage)
-            if stage.status == "pending":
-                stage.status = "passed"
         except ImagegateError as exc:
             stage.status = "error" if exc.exit_code == 2 else "failed"
             stage.message, stage.detail = exc.message, exc.detail
         stage.seconds = time.monotonic() - started
-        ok = stage.status == "passed"
-        counts = ", ".join(f"{n} {k}" for k, n in sorted(stage.counts().items()))
-        line = f"{'✓' if ok else '✗'} {stage.name} {stage.status} in {stage.seconds:.1f}s"
+        if stage.status == "pending":
+            failing = [f for f in stage.findings if verdict.fails(f, self.s.fail_on)]
+            stage.status = "failed" if failing else "passed"
+        ok = stage.status in ("passed", "skipped")
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(stage.counts(self.s.fail_on).items()))
+        mark = {"passed": "✓", "skipped": "-"}.get(stage.status, "✗")
+        line = f"{mark} {stage.name} {stage.status} in {stage.seconds:.1f}s"
         self._say(line + (f" ({counts})" if counts else ""), force=True)
-        if not ok:
-            for check in stage.checks:
-                if check.outcome in ("failed", "error"):
-                    self._say(f"    {check.id}: {check.message}", force=True)
-            if stage.message:
-                self._say(f"    {stage.message}", force=True)
-            if stage.detail and not stage.checks:
-                tail = stage.detail.strip().splitlines()[-15:]
-                self._say("\n".join(f"    | {t}" for t in tail), force=True)
+        groups = verdict.by_outcome(stage.findings, self.s.fail_on)
+        for f in groups["failed"]:
+            self._say(f"    ✗ {f.severity} {f}", force=True)
+        for f in groups["warning"] + groups["info"]:
+            self._say(f"    ⚠ {f.severity} {f}", force=True)
+        if stage.message:
+            self._say(f"    {stage.message}", force=True)
+        if not ok and stage.detail and not groups["failed"]:
+            tail = stage.detail.strip().splitlines()[-15:]
+            self._say("\n".join(f"    | {t}" for t in tail), force=True)
         return ok
 
     def _say(self, line: str, *, force: bool = False) -> None:
-        """Progress output; ``--quiet`` keeps only stage verdicts and the report line."""
+        """Progress output; ``--quiet`` keeps only stage verdicts, findings and the report line."""
         if force or not self.o.quiet:
             self.echo(line)
 
     # -- stages ------------------------------------------------------------------------------
 
     def _preflight(self, stage: StageResult) -> None:
-        """Files exist, compose YAML parses, an engine answers (or is started)."""
+        """Discover what was not configured, check files, start/find the engine; write the
+        resolved settings the pytest stages read."""
+        from .project import resolve, web_port
+
+        self.s = resolve(self.s)
+        for line in settings_mod.describe(self.s):
+            self._say(f"    {line}", force=True)
         dockerfile = self.s.path(self.s.dockerfile)
         if not dockerfile.is_file():
             raise UsageError(f"{dockerfile}: Dockerfile not found")
-        compose = self.s.path(self.s.compose_file)
-        if not compose.is_file():
-            raise UsageError(f"{compose}: compose file not found")
+        web_port(self.s)  # the image and stack stages run the web service: its port must be known
         ensure_engine()
         self.cli = client()
-        from . import stack
-
-        stack.validate_compose([compose], project_dir=self.s.project_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.settings_file.write_text(json.dumps(settings_mod.dump(self.s), indent=2) + "\n")
 
     def _bases(self, stage: StageResult) -> None:
-        """Make (or find) the local base images."""
-        pipeline.ensure_bases(self.s, log=self._say)
+        """Make (or find) the local base images the Dockerfile names."""
+        if not pipeline.ensure_bases(self.s, log=self._say):
+            stage.status = "skipped"
+            stage.message = "the Dockerfile names no imagegate base"
 
     def _build(self, stage: StageResult) -> None:
-        """Wheelhouse and hermetic build; records the image's size and biggest layers."""
+        """Build the image (BuildKit or classic, as configured); record size and biggest layers."""
+        where = self.s.dockerfile
         if not self.image_id:
-            built = pipeline.build_app(self.cli, self.s, self.session, log=self._say)
+            try:
+                built = pipeline.build_app(self.cli, self.s, self.session, log=self._say)
+            except BuildFailed as exc:
+                stage.findings.append(Finding("IG-BUILD", False, exc.message, where,
+                                              detail=exc.detail, severity="error", stage="build"))
+                self.result.findings.extend(stage.findings)
+                raise
             self.image_id = built.image_id
+            stage.findings.append(Finding(
+                "IG-BUILD", True, f"built {built.image_id[7:19]} with {built.builder} in "
+                f"{built.seconds:.1f}s", where, severity="error", stage="build"))
+            self.result.findings.extend(stage.findings)
         image = self.cli.images.get(self.image_id)
         layers = [h for h in image.history() if h.get("Size", 0) > 0]
         top = sorted(layers, key=lambda h: h["Size"], reverse=True)[:5]
@@ -152,41 +193,60 @@ class Gate:
                 for h in top
             ],
         }
+        with contextlib.suppress(ImagegateError):  # the settings file now names the image
+            self.settings_file.write_text(json.dumps(
+                {**settings_mod.dump(self.s), "image": self.image_id}, indent=2) + "\n")
 
     def _pytest_stage(self, name: str) -> Callable[[StageResult], None]:
-        """A stage that is a pytest run of the project's suite or the generic checks."""
+        """A stage made of pytest runs: the generic checks (isolated from the project's pytest
+        configuration), then the project's own suite for that stage (under its own)."""
         def action(stage: StageResult) -> None:
+            if name == "stack" and not self.s.compose_file:
+                stage.status = "skipped"
+                stage.message = ("no compose file (compose.yaml, compose.yml, docker-compose.yaml, "
+                                 "docker-compose.yml): stack checks skipped; set compose_file")
+                return
             own = {"lint": self.s.unit_tests, "image": self.s.image_tests,
                    "stack": self.s.stack_tests}[name]
-            targets = [str(self.s.path(t)) for t in own] or ["--pyargs", GENERIC[name]]
-            junit = self.out_dir / f"junit-{name}.xml"
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            junit.unlink(missing_ok=True)
-            cmd = [sys.executable, "-m", "pytest", *targets, f"--junitxml={junit}",
-                   "-p", "no:cacheprovider", "--rootdir", str(self.s.project_dir),
-                   "--imagegate-project-dir", str(self.s.project_dir),
-                   "--imagegate-session", self.session, "-o", "junit_family=xunit2",
-                   "-q" if self.o.quiet else "-v", "--color=no", *self.o.pytest_args]
-            if self.image_id:
-                cmd += ["--imagegate-image", self.image_id]
-            if self.s.gate_select and own:
-                cmd += ["-m", self.s.gate_select]
-            rc, tail = self._stream(cmd, timeout=STAGE_TIMEOUT[name])
-            stage.junit = str(junit)
-            stage.checks = report.read_junit(junit)
-            if rc in PYTEST_USAGE or (rc != 0 and not stage.checks):
-                stage.status = "error"
-                stage.message = (f"pytest {PYTEST_USAGE.get(rc, f'exited {rc}')} in the {name} "
-                                 f"stage: {tail[-1] if tail else ''}")
-                stage.detail = "\n".join(tail)
-            elif rc != 0:
-                stage.status = "failed"
+            runs = [("generic", ["--pyargs", GENERIC[name], "-c", str(GENERIC_INI),
+                                 "--confcutdir", str(Path(__file__).parent / "checks")])]
+            if own:
+                select = ["-m", self.s.gate_select] if self.s.gate_select else []
+                runs.append(("project", [*(str(self.s.path(t)) for t in own),
+                                         "--imagegate-skip-generic", *select]))
+            for label, args in runs:
+                findings_file = self.out_dir / f"findings-{name}-{label}.jsonl"
+                findings_file.unlink(missing_ok=True)
+                cmd = [sys.executable, "-m", "pytest", *args,
+                       "--rootdir", str(self.s.project_dir),
+                       "--imagegate-settings", str(self.settings_file),
+                       "--imagegate-findings", str(findings_file),
+                       "--imagegate-stage", name, "--imagegate-session", self.session,
+                       "-q" if self.o.quiet else "-v", "--color=no", "-p", "no:cacheprovider",
+                       *self.o.pytest_args]
+                rc, tail = self._stream(cmd, timeout=STAGE_TIMEOUT[name],
+                                        generic=label == "generic")
+                found = _read_findings(findings_file)
+                stage.findings.extend(found)
+                self.result.findings.extend(found)
+                if rc in PYTEST_USAGE or (rc != 0 and not found):
+                    stage.status = "error"
+                    stage.message = (f"pytest {PYTEST_USAGE.get(rc, f'exited {rc}')} in the "
+                                     f"{name} stage ({label} checks): {tail[-1] if tail else ''}")
+                    stage.detail = "\n".join(tail)
+                    return
         return action
 
-    def _stream(self, cmd: list[str], timeout: float) -> tuple[int, list[str]]:
-        """Run pytest, echoing its lines (unless quiet); return its exit code and output tail."""
+    def _stream(self, cmd: list[str], timeout: float, *, generic: bool) -> tuple[int, list[str]]:
+        """Run pytest, echoing its lines (unless quiet); return its exit code and output tail.
+
+        The settings come from the gate's file, so IMAGEGATE_* variables are not passed on;
+        the generic checks also lose PYTEST_ADDOPTS/PYTEST_PLUGINS (isolated from the project).
+        """
         tail: list[str] = []
-        env = {**os.environ, **settings_mod.flag_env(self.s)}  # the gate's flags, every key
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
+        if generic:
+            env = {k: v for k, v in env.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
         proc = subprocess.Popen(cmd, cwd=self.s.project_dir, stdout=subprocess.PIPE, env=env,
                                 stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
@@ -225,6 +285,14 @@ class Gate:
         self._say(f"pushed {repo}:{tag}@{digest}")
 
 
+def _read_findings(path: Path) -> list[Finding]:
+    """The findings a pytest stage wrote (JSON lines); none when it wrote no file."""
+    if not path.is_file():
+        return []
+    return [Finding.from_dict(json.loads(line)) for line in path.read_text().splitlines()
+            if line.strip()]
+
+
 def check_push_ref(ref: str) -> None:
     """A push target must name a registry host: REGISTRY/REPO[:TAG]."""
     host = ref.split("/", 1)[0]
@@ -232,14 +300,21 @@ def check_push_ref(ref: str) -> None:
         raise UsageError(f"--push {ref}: expected REGISTRY/REPO:TAG, e.g. 127.0.0.1:5000/app:1.0")
 
 
-def lint_only(settings: Settings) -> list[Any]:
-    """The Dockerfile lint findings that failed (for `imagegate lint`)."""
+def lint_only(settings: Settings) -> list[Finding]:
+    """The Dockerfile lint findings, judged (for `imagegate lint`): those that are not passes."""
     from . import lint
+    from .project import resolve
+    from .verdict import Judge
 
-    config = settings.project_dir / ".hadolint.yaml"
-    findings = lint.lint(settings.path(settings.dockerfile),
-                         config=config if config.is_file() else None, ignore=settings.ignore)
-    return [f for f in findings if not f.ok]
+    settings = resolve(settings)
+    dockerfile = settings.path(settings.dockerfile)
+    config = next((d / ".hadolint.yaml" for d in (dockerfile.parent, settings.project_dir)
+                   if (d / ".hadolint.yaml").is_file()), None)
+    found = lint.hadolint(dockerfile, config) + lint.extra_checks(dockerfile.read_text(),
+                                                                  dockerfile.name)
+    if build.builder_name(settings.builder) != "classic":
+        found = [f for f in found if f.check_id != "IG-LINT-BUILDKIT-SYNTAX"]
+    return [f for f in Judge(settings, dockerfile).judge_all(found) if not f.ok]
 
 
 def prune(*, images: bool, echo: Callable[[str], None] = print) -> None:

@@ -17,21 +17,15 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from .catalogue import CATALOGUE, HADOLINT_LEVELS, known, spec, stage_ids
 from .dockerfile import Dockerfile, Instruction, _expand, _words, assignments, parse
 from .errors import UsageError
 from .findings import Finding, drop_ignored, secret_problem
 from .proc import run
 
-#: The checks :func:`extra_checks` adds, id → one-line description (reports and ignore lists).
-LINT_CHECKS: dict[str, str] = {
-    "IG-LINT-USER-MISSING": "the final stage sets no USER, so the container runs as root",
-    "IG-LINT-USER-ROOT": "the last USER of the final stage is root (0, root, 0:0 …)",
-    "IG-LINT-SECRET": "an ENV/ARG holds a literal secret (secret-looking name, or a credential)",
-    "IG-LINT-ADD-URL": "ADD fetches a URL (unpinned, unverified download; use a checked RUN)",
-    "IG-LINT-CMD-SHELL": "the final CMD/ENTRYPOINT is in shell form (/bin/sh is PID 1)",
-    "IG-LINT-HEALTHCHECK-MISSING": "the final stage has no HEALTHCHECK (or HEALTHCHECK NONE)",
-    "IG-LINT-BUILDKIT-SYNTAX": "BuildKit-only syntax the classic builder cannot build",
-}
+#: The checks :func:`extra_checks` adds (id → what is expected), from the catalogue.
+LINT_CHECKS: dict[str, str] = {cid: CATALOGUE[cid].title for cid in stage_ids("lint")
+                               if cid != "IG-LINT-HADOLINT"}
 
 LEVELS = {"style": 0, "info": 1, "warning": 2, "error": 3}
 ROOT_USERS = {"0", "root"}
@@ -51,36 +45,41 @@ def extra_checks(text: str, path: str) -> list[Finding]:
 
 
 def hadolint(dockerfile: Path, config: Path | None = None) -> list[Finding]:
-    """Run hadolint on ``dockerfile``: one Finding per result, failing at the config's threshold.
+    """Run hadolint on ``dockerfile``: one failing Finding per result, hadolint's level as its
+    severity — lowered to ``info`` (advice) below the config's ``failure-threshold``.
 
-    Results under ``failure-threshold`` (from ``config``, hadolint's default ``info`` otherwise)
-    come back with ``ok=True``: advice that does not fail the gate.
+    An unknown threshold, or output that is not hadolint's JSON (empty included), is a
+    UsageError: a lint that silently passes everything is worse than none.
     """
     dockerfile = _existing(dockerfile)
     argv = [_hadolint_binary(), "--no-fail", "--format", "json"]
     threshold = "info"
     if config is not None and config.is_file():
         argv += ["--config", str(config)]
-        found = re.search(r"^failure-threshold:\s*[\"']?(\w+)", config.read_text(), re.MULTILINE)
+        found = re.search(r"^failure-threshold:\s*[\"']?([\w-]+)", config.read_text(),
+                          re.MULTILINE)
         threshold = found.group(1).lower() if found else threshold
+        if threshold not in LEVELS and threshold != "none":
+            raise UsageError(f"{config}: failure-threshold {threshold!r} is not a hadolint "
+                             f"level (expected one of {', '.join(LEVELS)}, none)")
     proc = run([*argv, dockerfile.name], cwd=dockerfile.parent, timeout=60, check=False)
     try:
-        results = json.loads(proc.stdout or "[]")
+        results = json.loads(proc.stdout)
+        if not isinstance(results, list):
+            raise ValueError("not a list")
     except ValueError:
-        raise UsageError(
-            f"hadolint failed on {dockerfile} (rc {proc.returncode}): "
-            f"{(proc.stderr or proc.stdout).strip().splitlines()[-1:] or ['no output']}"
-        ) from None
-    limit = LEVELS.get(threshold, 99)  # "none": nothing fails
+        said = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise UsageError(f"hadolint gave no findings list for {dockerfile} "
+                         f"(rc {proc.returncode}): {said[0][:200]}") from None
+    limit = LEVELS.get(threshold, 99)  # "none": nothing reaches it
     findings = []
     for res in results:
         code, level = str(res.get("code", "?")), str(res.get("level", "error"))
         text = " ".join(str(res.get("message", "")).split())
-        wiki = (f"https://www.shellcheck.net/wiki/{code}" if code.startswith("SC")
-                else f"https://github.com/hadolint/hadolint/wiki/{code}")
+        severity = HADOLINT_LEVELS.get(level, "error") if LEVELS.get(level, 3) >= limit else "info"
         findings.append(Finding(
-            code, LEVELS.get(level, 3) < limit, f"{level}: {text}",
-            where=f"{dockerfile.name}:{res.get('line', '?')}", detail=wiki,
+            code, False, f"{level}: {text}", where=f"{dockerfile.name}:{res.get('line', '?')}",
+            detail=spec(code, level).help_uri if known(code) else "", severity=severity,
         ))
     return findings
 

@@ -1,15 +1,24 @@
-"""The pytest face of imagegate: options, settings, session fixtures, cleanup and diagnostics.
+"""The pytest face of imagegate: options, settings, findings, session fixtures and cleanup.
 
 Hooks and fixtures only; the work is done by the plain modules. Every fixture below can be
 overridden by a project's conftest.py (define one with the same name).
+
+A good citizen: in a project that merely has imagegate installed, a plain ``pytest`` behaves as
+without it. Settings are resolved on first use of an imagegate fixture (not at configure time),
+the SIGTERM handler is installed only once Docker is used, and the report header appears only
+when the project configures imagegate or a flag asks for it.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import json
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,112 +26,295 @@ import pytest
 from . import settings as settings_mod
 from .engine import cleanup_session, ensure_engine, new_session_id
 from .errors import ImagegateError
+from .findings import Finding
 from .plugin_stack import (  # noqa: F401  (fixtures: every project gets them)
+    compose_model,
     stack,
+    stack_attempt,
     stack_env,
     stack_factory,
     stack_files,
+    stack_up,
     stack_url,
 )
 from .settings import Settings
 
-SETTINGS_KEY = pytest.StashKey[Settings]()
-SESSION_KEY = pytest.StashKey[str]()
-USED_DOCKER_KEY = pytest.StashKey[bool]()
-BUILT_KEY = pytest.StashKey[dict[str, Any]]()
+STATE_KEY = pytest.StashKey["State"]()
+FINDINGS_KEY = pytest.StashKey[list[Finding]]()
+#: Set when :func:`imagegate_record` itself failed or skipped the test (that is the verdict).
+DECIDED_KEY = pytest.StashKey[bool]()
+MARKERS = (
+    "imagegate_check(id, where=''): the test is imagegate check `id` (severity, ignore, reports)",
+    "lint: checks the Dockerfile's text",
+    "image: needs a Docker Engine and the image under test",
+    "stack: needs a Docker Engine and the compose stack",
+)
+GENERIC_PACKAGE = "imagegate.checks"
 
 
-def _positive_float(value: str) -> float:
-    """argparse type: a number above zero."""
-    number = float(value)
-    if number <= 0:
-        raise ValueError(value)
-    return number
+class State:
+    """One pytest session's imagegate state: lazily resolved settings, the session id, findings."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.session = config.option.imagegate_session or new_session_id()
+        self.used_docker = False
+        self.built: dict[str, str] = {}
+        self.findings: list[Finding] = []
+        self._settings: Settings | None = None
+        self._judge: Any = None
+        self._old_sigterm: Any = None
+
+    @property
+    def settings(self) -> Settings:
+        """The resolved settings (a UsageError on bad config, raised at first use)."""
+        if self._settings is None:
+            self._settings = _resolve(self.config)
+        return self._settings
+
+    @property
+    def judge(self) -> Any:
+        """The :class:`~imagegate.verdict.Judge` of these settings."""
+        if self._judge is None:
+            from .verdict import Judge
+
+            s = self.settings
+            self._judge = Judge(s, s.path(s.dockerfile) if s.dockerfile else None)
+        return self._judge
+
+    def stage_of(self, check_id: str) -> str:
+        """The stage a finding belongs to: the gate's ``--imagegate-stage``, else the catalogue's."""
+        from . import catalogue
+
+        given = self.config.option.imagegate_stage
+        if given:
+            return str(given)
+        return catalogue.spec(check_id).stage if catalogue.known(check_id) else "tests"
+
+    def catch_sigterm(self) -> None:
+        """From now on SIGTERM (CI cancelling a job) unwinds like Ctrl-C: finalizers run."""
+        if self._old_sigterm is None and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            self._old_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+
+    def restore_sigterm(self) -> None:
+        """Put back the SIGTERM handler that was there before."""
+        if self._old_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._old_sigterm)
+            self._old_sigterm = None
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether the app container became ready, how long it took, or why it did not."""
+
+    ok: bool
+    seconds: float = 0.0
+    message: str = ""
+    detail: str = ""
+
+    @classmethod
+    def wait(cls, ctr: Any, *, path: str, expect_2xx: bool, timeout: float) -> Readiness:
+        """Wait for ``ctr`` (HEALTHCHECK, else the health probe); a failure is recorded."""
+        try:
+            return cls(True, float(ctr.wait_ready(path, expect_2xx=expect_2xx, timeout=timeout)))
+        except ImagegateError as exc:
+            return cls(False, message=exc.message, detail=exc.detail)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM unwinds like Ctrl-C, so every finalizer still runs."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _option_type(key: str) -> Callable[[str], Any]:
+    """argparse type for ``--imagegate-<key>``: validated at parse time, kept as text."""
+    def parse(value: str) -> str:
+        flag = f"--imagegate-{key.replace('_', '-')}"
+        try:
+            settings_mod.check_value(key, settings_mod._coerce(key, value, flag), flag)
+        except ImagegateError as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+        return value
+    return parse
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Register the imagegate options (flags win over [tool.imagegate] and IMAGEGATE_* env)."""
+    """Register the imagegate options: one per setting (generated), plus the run's own."""
     group = parser.getgroup("imagegate", "imagegate: gate a Flask service's Docker image")
     group.addoption("--imagegate-project-dir", metavar="DIR",
                     help="project to gate (its pyproject's [tool.imagegate]); default: rootdir")
     group.addoption("--imagegate-image", metavar="REF",
                     help="test this already built image instead of building one")
-    group.addoption("--imagegate-python-image", metavar="REF",
-                    help="Python base image for the build (default: the local Debian-made one)")
-    group.addoption("--imagegate-dockerfile", metavar="PATH", help="Dockerfile, project-relative")
-    group.addoption("--imagegate-compose-file", metavar="PATH", help="compose file for the stack")
-    group.addoption("--imagegate-size-budget-mb", metavar="MB", type=_positive_float,
-                    help="uncompressed image size budget in MB")
-    group.addoption("--imagegate-ignore", metavar="ID", action="append", default=[],
-                    help="check id to ignore (repeatable)")
     group.addoption("--imagegate-session", metavar="ID",
                     help="label value for objects this run creates (default: a fresh id)")
+    group.addoption("--imagegate-settings", metavar="FILE",
+                    help="resolved settings written by `imagegate gate` (skips resolution)")
+    group.addoption("--imagegate-findings", metavar="FILE",
+                    help="write every check's findings here (JSON lines)")
+    group.addoption("--imagegate-stage", metavar="NAME", help="the gate stage this run is")
+    group.addoption("--imagegate-skip-generic", action="store_true",
+                    help="deselect imagegate's generic checks (the gate runs them on their own)")
+    for key in settings_mod.FLAG_KEYS:
+        multi = key in ("ignore", "severity", "build_args", "bases", "locks", "unit_tests",
+                        "image_tests", "stack_tests")
+        group.addoption(f"--imagegate-{key.replace('_', '-')}", dest=f"imagegate_{key}",
+                        metavar=key.upper(), action="append" if multi else "store",
+                        type=_option_type(key) if not multi else str,
+                        help=settings_mod.HELP.get(key, key))
+
+
+def _overrides(config: pytest.Config) -> dict[str, Any]:
+    """The ``--imagegate-<key>`` flags given, as settings overrides."""
+    out: dict[str, Any] = {"image": config.option.imagegate_image}
+    for key in settings_mod.FLAG_KEYS:
+        value = getattr(config.option, f"imagegate_{key}", None)
+        if isinstance(value, list):
+            if key in ("severity", "build_args"):
+                value = dict(v.split("=", 1) for v in value if "=" in v)
+            else:
+                value = tuple(value)
+        out[key] = value
+    return out
+
+
+def _resolve(config: pytest.Config) -> Settings:
+    """Settings from the gate's file, else resolved here (config → env → flags → discovery)."""
+    from .project import resolve
+
+    given = config.option.imagegate_settings
+    if given:
+        return settings_mod.undump(json.loads(Path(given).read_text()))
+    return resolve(_load(config))
+
+
+def _load(config: pytest.Config) -> Settings:
+    """The project's settings as configured (config → env → flags), before discovery."""
+    given = config.option.imagegate_settings
+    if given:
+        return settings_mod.undump(json.loads(Path(given).read_text()))
+    project = (config.option.imagegate_project_dir or os.environ.get("IMAGEGATE_PROJECT_DIR")
+               or config.rootpath)
+    return settings_mod.load(project, _overrides(config))
+
+
+def _active(config: pytest.Config) -> bool:
+    """True when this run is about imagegate: a flag, the gate, or [tool.imagegate]."""
+    opt = config.option
+    if opt.imagegate_settings or opt.imagegate_project_dir or opt.imagegate_image:
+        return True
+    pyproject = config.rootpath / "pyproject.toml"
+    try:
+        return "[tool.imagegate]" in pyproject.read_text()
+    except OSError:
+        return False
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Resolve the settings once, name the session, and turn SIGTERM into a clean interrupt."""
-    opt = config.option
-    project = opt.imagegate_project_dir or os.environ.get("IMAGEGATE_PROJECT_DIR") or config.rootpath
-    overrides = {
-        "image": opt.imagegate_image,
-        "python_image": opt.imagegate_python_image,
-        "dockerfile": opt.imagegate_dockerfile,
-        "compose_file": opt.imagegate_compose_file,
-        "size_budget_mb": opt.imagegate_size_budget_mb,
-        "ignore": tuple(opt.imagegate_ignore),
-    }
-    try:
-        resolved = settings_mod.load(project, overrides)
-    except ImagegateError as exc:
-        raise pytest.UsageError(f"imagegate: {exc.message}") from None
-    config.stash[SETTINGS_KEY] = resolved
-    config.stash[SESSION_KEY] = opt.imagegate_session or new_session_id()
-    config.stash[USED_DOCKER_KEY] = False
-    config.stash[BUILT_KEY] = {}
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _interrupt)
+    """Register the markers and the session state (nothing is resolved yet)."""
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+    config.stash[STATE_KEY] = State(config)
+    from . import plugin_host
 
-
-def _interrupt(signum: int, frame: Any) -> None:
-    """SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so every finalizer still runs."""
-    raise KeyboardInterrupt(f"signal {signum}")
+    # Registered last, so its ``host`` overrides testinfra's (see plugin_host).
+    config.pluginmanager.register(plugin_host, "imagegate-host")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    """Say what is being gated, and where each setting came from."""
-    s = config.stash[SETTINGS_KEY]
-    lines = [f"imagegate session: {config.stash[SESSION_KEY]}"]
+    """Say what is being gated, and where each setting came from (imagegate projects only)."""
+    if not _active(config):
+        return []
+    state = config.stash[STATE_KEY]
+    try:
+        s = state.settings
+    except ImagegateError as exc:
+        return [f"imagegate: {exc.message}"]
+    lines = [f"imagegate session: {state.session}"]
     lines += [f"imagegate {line}" for line in settings_mod.describe(s)]
     if s.image:
-        lines.append(f"imagegate image: {s.image} [flag]")
+        lines.append(f"imagegate image: {s.image} [{s.sources.get('image', 'flag')}]")
     return lines
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    """Last line of defence: remove whatever still carries this session's label."""
-    if config.stash.get(USED_DOCKER_KEY, False):
-        with contextlib.suppress(Exception):
-            cleanup_session(config.stash[SESSION_KEY])
+def _check_id(item: pytest.Item) -> str:
+    """The catalogue id an item checks, or "" for a plain (project) test."""
+    marker = item.get_closest_marker("imagegate_check")
+    return str(marker.args[0]) if marker and marker.args else ""
 
 
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """Name the image that was tested, so a CI log ties results to an image id."""
-    built = config.stash.get(BUILT_KEY, {})
-    if built:
-        terminalreporter.write_sep("-", "imagegate")
-        for key, value in built.items():
-            terminalreporter.write_line(f"{key}: {value}")
+def _generic(item: pytest.Item) -> bool:
+    """True for imagegate's own generic checks (also when a project's module imports them)."""
+    owner = getattr(item, "cls", None) or getattr(item, "function", None)
+    return str(getattr(owner, "__module__", "")).startswith(GENERIC_PACKAGE)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect generic checks when asked; skip every suppressed check with where it was
+    ignored (config, env, flag or an inline Dockerfile comment) — one rule for every id."""
+    if config.option.imagegate_skip_generic:
+        keep = [i for i in items if not _generic(i)]
+        deselected = [i for i in items if _generic(i)]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = keep
+    checks = [(item, _check_id(item)) for item in items]
+    if not any(check_id for _, check_id in checks):
+        return
+    state = config.stash[STATE_KEY]
+    try:
+        judge = state.judge
+    except ImagegateError:
+        return  # the fixtures report the settings error, once per test that needs them
+    for item, check_id in checks:
+        marker = item.get_closest_marker("imagegate_check")
+        where = str(marker.kwargs.get("where", "")) if marker else ""
+        why = judge.suppression(check_id, where) if check_id else ""
+        if why and not check_id.startswith(("DL", "SC")):
+            item.add_marker(pytest.mark.skip(reason=f"{check_id} {why}"))
+
+
+def _first_line(text: str) -> str:
+    """The first non-empty line of a failure text."""
+    for line in text.strip().splitlines():
+        line = line.strip()
+        if line:
+            return line[:400]
+    return "failed"
+
+
+def _failure_text(call: pytest.CallInfo[None], report: pytest.TestReport) -> str:
+    """What a failed check said: pytest.fail's message, the assert message, or the exception."""
+    excinfo = call.excinfo
+    if excinfo is None:
+        return str(report.longrepr or "failed")
+    value = excinfo.value
+    msg = getattr(value, "msg", None)
+    if isinstance(msg, str) and msg:
+        return msg
+    text = str(value)
+    if isinstance(value, AssertionError):
+        return text or "assertion failed"
+    return f"{type(value).__name__}: {text}" if text else type(value).__name__
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """On failure, attach what a person needs: container/stack logs, health log, compose ps."""
-    report = yield
+    """Record a finding for every check (and project test); a check that failed below
+    ``fail_on`` becomes a pass with a warning; on failure attach container/stack diagnostics."""
+    report: pytest.TestReport = yield
+    state = item.config.stash.get(STATE_KEY, None)
+    if state is None:
+        return report
+    check_id = _check_id(item)
+    recorded = item.stash.get(FINDINGS_KEY, None)
+    decided = report.passed or item.stash.get(DECIDED_KEY, False)
+    phase_done = call.when == "call" or (call.when == "setup" and not report.passed)
+    if phase_done and not (recorded and decided):
+        _record_outcome(state, item, report, call, check_id, recorded)
     if report.failed and call.when in ("setup", "call"):
         funcargs = getattr(item, "funcargs", {})
-        for name in item.fixturenames:  # type: ignore[attr-defined]
-            value = funcargs.get(name)
-            diagnostics = getattr(value, "diagnostics", None)
+        for name in getattr(item, "fixturenames", ()):
+            diagnostics = getattr(funcargs.get(name), "diagnostics", None)
             if callable(diagnostics):
                 with contextlib.suppress(Exception):
                     for title, text in diagnostics():
@@ -130,19 +322,132 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+def _record_outcome(state: State, item: pytest.Item, report: pytest.TestReport,
+                    call: pytest.CallInfo[None], check_id: str,
+                    recorded: list[Finding] | None) -> None:
+    """The finding a test's outcome stands for (when the test recorded none itself)."""
+    path, lineno, _ = item.location
+    marker = item.get_closest_marker("imagegate_check")
+    where = str(marker.kwargs.get("where", "")) if marker else f"{path}:{(lineno or 0) + 1}"
+    cid = check_id or "IG-PROJECT-TEST"
+    stage = state.stage_of(cid)
+    if report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        state.findings.append(Finding(cid, True, reason, where, skipped=reason or "skipped",
+                                      stage=stage, name=item.nodeid))
+        return
+    if report.passed:
+        state.findings.append(Finding(cid, True, "passed", where, stage=stage, name=item.nodeid))
+        return
+    text = _failure_text(call, report)
+    if recorded:  # the check recorded its findings, then broke: that is an error of its own
+        text = f"check crashed after recording: {_first_line(text)}"
+    if call.when == "setup":
+        text = f"could not run: {_first_line(text)}"
+    finding = Finding(cid, False, _first_line(text), where, detail=text, stage=stage,
+                      name=item.nodeid)
+    if not check_id or call.when == "setup" or recorded:
+        state.findings.append(Finding(**{**finding.to_dict(), "severity": "error"}))
+        return
+    try:
+        judge = state.judge
+    except ImagegateError:  # bad settings: the fixtures say so; this failure stays a failure
+        state.findings.append(Finding(**{**finding.to_dict(), "severity": "error"}))
+        return
+    judged = judge.judge(finding)
+    state.findings.append(judged)
+    if not judged.skipped and not judge.fails(judged):
+        report.outcome = "passed"  # below fail_on: advice, recorded, not a failure
+        report.longrepr = None
+        report.user_properties.append(("imagegate_severity", judged.severity))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write the findings file the gate reads (when asked)."""
+    state = session.config.stash.get(STATE_KEY, None)
+    target = session.config.option.imagegate_findings
+    if state is None or not target:
+        return
+    path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as out:
+        for finding in state.findings:
+            out.write(json.dumps(finding.to_dict()) + "\n")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Last line of defence: remove whatever still carries this session's label."""
+    state = config.stash.get(STATE_KEY, None)
+    if state is None:
+        return
+    if state.used_docker:
+        with contextlib.suppress(Exception):
+            cleanup_session(state.session)
+    state.restore_sigterm()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Name the image that was tested and list the checks that warned (below ``fail_on``)."""
+    state = config.stash.get(STATE_KEY, None)
+    if state is None:
+        return
+    advice = [f for f in state.findings if not f.ok and not f.skipped and f.check_id
+              != "IG-PROJECT-TEST" and state._settings is not None and not state.judge.fails(f)]
+    if state.built or advice:
+        terminalreporter.write_sep("-", "imagegate")
+        for key, value in state.built.items():
+            terminalreporter.write_line(f"{key}: {value}")
+        for f in advice:
+            terminalreporter.write_line(f"{f.severity}: {f}")
+
+
 # -- fixtures ---------------------------------------------------------------------------------
+
+
+def _state(config: pytest.Config) -> State:
+    return config.stash[STATE_KEY]
 
 
 @pytest.fixture(scope="session")
 def imagegate_settings(pytestconfig: pytest.Config) -> Settings:
     """The resolved settings (override to gate something else)."""
-    return pytestconfig.stash[SETTINGS_KEY]
+    try:
+        return _state(pytestconfig).settings
+    except ImagegateError as exc:
+        pytest.fail(f"imagegate: {exc.message}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
 def imagegate_session(pytestconfig: pytest.Config) -> str:
     """This run's id: the value of the ``imagegate.session`` label on everything it creates."""
-    return pytestconfig.stash[SESSION_KEY]
+    return _state(pytestconfig).session
+
+
+@pytest.fixture
+def imagegate_record(request: pytest.FixtureRequest) -> Callable[[Iterable[Finding]], None]:
+    """``imagegate_record(findings)``: a check hands over its findings; they are judged
+    (severity, suppressions) and the test fails, naming each, when one reaches ``fail_on``."""
+    state = _state(request.config)
+    item = request.node
+
+    def record(findings: Iterable[Finding] | Finding) -> None:
+        __tracebackhide__ = True
+        items = [findings] if isinstance(findings, Finding) else list(findings)
+        judged = [Finding(**{**f.to_dict(), "stage": state.stage_of(f.check_id),
+                             "name": item.nodeid}) for f in state.judge.judge_all(items)]
+        item.stash.setdefault(FINDINGS_KEY, []).extend(judged)
+        state.findings.extend(judged)
+        failed = [f for f in judged if state.judge.fails(f)]
+        if failed:
+            item.stash[DECIDED_KEY] = True
+            pytest.fail("\n".join(f"{f}" + (f"\n{f.detail}" if f.detail else "")
+                                  for f in failed), pytrace=False)
+        if judged and all(f.skipped for f in judged):
+            item.stash[DECIDED_KEY] = True
+            pytest.skip(judged[0].skipped)
+
+    return record
 
 
 @pytest.fixture(scope="session")
@@ -150,12 +455,14 @@ def docker_client(pytestconfig: pytest.Config, imagegate_session: str) -> Iterat
     """A docker SDK client; starts the engine when none answers. Cleans the session up after."""
     from .engine import client
 
+    state = _state(pytestconfig)
     try:
         ensure_engine()
         cli = client()
     except ImagegateError as exc:
         pytest.fail(f"imagegate: {exc.message}", pytrace=False)
-    pytestconfig.stash[USED_DOCKER_KEY] = True
+    state.used_docker = True
+    state.catch_sigterm()
     try:
         yield cli
     finally:
@@ -174,7 +481,7 @@ def app_image(pytestconfig: pytest.Config, docker_client: Any, imagegate_setting
     """The image under test, built once per session (or ``--imagegate-image``); its id."""
     from . import pipeline
 
-    built = pytestconfig.stash[BUILT_KEY]
+    built = _state(pytestconfig).built
     if imagegate_settings.image:
         image = docker_client.images.get(imagegate_settings.image)
         built["image"] = f"{image.id} (given)"
@@ -203,31 +510,85 @@ def image_facts(docker_client: Any, app_image: str) -> Any:
 
 
 @pytest.fixture(scope="session")
-def app_container(docker_client: Any, app_image: str, imagegate_session: str,
-                  imagegate_settings: Settings, run_env: dict[str, str]) -> Iterator[Any]:
-    """One running container of the image (not read-only, no Redis): for testinfra and HTTP."""
+def app_start(docker_client: Any, app_image: str, imagegate_session: str,
+              imagegate_settings: Settings, run_env: dict[str, str]) -> Iterator[Any]:
+    """One container of the image, started once (not read-only, no Redis); its
+    :class:`~imagegate.container.RunningContainer`, or the ImagegateError that stopped it from
+    starting (the engine's reason: ``exec: "gunicorn": executable file not found``)."""
     from .container import running
+    from .project import web_port
 
-    with running(docker_client, app_image, imagegate_session, env=run_env,
-                 port=imagegate_settings.web_port) as ctr:
-        yield ctr
-
-
-@pytest.fixture(scope="session")
-def app_healthy(app_container: Any) -> float:
-    """Waits until :func:`app_container`'s healthcheck passes (within start period + retries)."""
-    from .container import health_budget
-
-    try:
-        return float(app_container.wait_healthy(timeout=health_budget(app_container.container)))
-    except ImagegateError as exc:
-        pytest.fail(f"imagegate: {exc.message}\n{exc.detail}", pytrace=False)
+    with contextlib.ExitStack() as exits:
+        try:
+            started: Any = exits.enter_context(running(
+                docker_client, app_image, imagegate_session, env=run_env,
+                port=web_port(imagegate_settings)))
+        except ImagegateError as exc:
+            started = exc
+        yield started
 
 
 @pytest.fixture(scope="session")
-def app_host(app_container: Any) -> Any:
-    """A testinfra host inside :func:`app_container` (``docker://<id>``)."""
+def app_container(app_start: Any) -> Any:
+    """The running container of the image under test (fails when it could not start)."""
+    if isinstance(app_start, ImagegateError):
+        pytest.fail(f"imagegate: {app_start.message}\n{app_start.detail}", pytrace=False)
+    return app_start
+
+
+@pytest.fixture(scope="session")
+def app_ready(app_start: Any, imagegate_settings: Settings) -> Readiness:
+    """Waits until the container is ready — its HEALTHCHECK healthy, or (without one) the
+    health probe answering — and returns a :class:`Readiness`. A container that cannot start,
+    exits, or never gets ready is recorded there, not raised: IG-RUN-HEALTHY judges it and the
+    other running checks skip naming it."""
+    if isinstance(app_start, ImagegateError):
+        return Readiness(False, message=app_start.message, detail=app_start.detail)
+    s = imagegate_settings
+    return Readiness.wait(app_start, path=s.health_path or "/", expect_2xx=bool(s.health_path),
+                          timeout=s.wait_timeout)
+
+
+@pytest.fixture(scope="session")
+def ready_container(app_start: Any, app_ready: Readiness) -> Any:
+    """The running container once ready; a check using it skips when it is not."""
+    if not app_ready.ok:
+        pytest.skip(f"the container is not ready (see IG-RUN-HEALTHY): {app_ready.message}")
+    return app_start
+
+
+@pytest.fixture(scope="session")
+def app_interpreter(ready_container: Any) -> str:
+    """The Python the server runs under, read from its process (skips when it is not Python)."""
+    from . import runtime
+
+    found = runtime.server_interpreter(ready_container.container)
+    if isinstance(found, runtime.Skip):
+        pytest.skip(found.reason)
+    return str(found)
+
+
+@pytest.fixture(scope="session")
+def app_host(ready_container: Any) -> Any:
+    """A testinfra host inside the running container (``docker://<id>``)."""
     import testinfra
 
-    return testinfra.get_host(f"docker://{app_container.id}")
+    return testinfra.get_host(f"docker://{ready_container.id}")
 
+
+def in_image_suite(request: pytest.FixtureRequest) -> bool:
+    """True when the requesting module belongs to the image suite: the gate's image stage, a
+    module marked ``image``, or a module under the project's ``image_tests``."""
+    if request.config.option.imagegate_stage == "image":
+        return True
+    if request.node.get_closest_marker("image") is not None:
+        return True
+    if not _active(request.config):
+        return False
+    try:
+        loaded = _load(request.config)
+    except ImagegateError:
+        return False
+    roots = [loaded.path(p) for p in loaded.image_tests]
+    path = Path(str(request.node.path)).resolve()
+    return any(path == root or root in path.parents for root in roots)

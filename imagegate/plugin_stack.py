@@ -2,6 +2,12 @@
 
 Imported into :mod:`imagegate.plugin`, so every project gets them. Each one can be overridden
 by a conftest.py fixture of the same name (e.g. ``stack_files`` to add an overlay).
+
+The stack always runs the image that was built and tested, never a rebuild: the gate's own
+override (:func:`imagegate.compose.gate_override`) pins it on every service whose ``build:`` is
+the gated Dockerfile, and moves every published port to an ephemeral one on 127.0.0.1 so a
+developer's running stack or a second gate never collides. The ``${APP_IMAGE}`` convention
+(``image_var``) keeps working beside it.
 """
 
 from __future__ import annotations
@@ -10,22 +16,26 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .errors import ImagegateError
+from .errors import ImagegateError, UsageError
 from .settings import Settings
 from .stack import Stack, running_stack
 
 
 @pytest.fixture(scope="session")
 def stack_files(imagegate_settings: Settings) -> list[Path]:
-    """The compose files of the session's stack: ``compose_file`` from the settings.
+    """The compose files of the session's stack: ``compose_file`` (discovered when not set).
 
     Override to add an overlay, e.g. ``return [*base, Path("compose.ci.yml")]``.
     """
+    if not imagegate_settings.compose_file:
+        pytest.skip("no compose file (compose.yaml, compose.yml, docker-compose.yaml, "
+                    "docker-compose.yml): set compose_file to test a stack")
     return [imagegate_settings.path(imagegate_settings.compose_file)]
 
 
@@ -34,12 +44,44 @@ def stack_env(run_env: dict[str, str], imagegate_settings: Settings,
               app_image: str) -> dict[str, str]:
     """Interpolation environment of every stack: ``run_env`` + the tested image's id + Redis.
 
-    The image variable (``image_var``, APP_IMAGE) pins the image that was built and tested:
-    stacks never rebuild it. Override to add variables.
+    The image variable (``image_var``, APP_IMAGE) names the image that was built and tested, for
+    compose files that take it from there. Override to add variables.
     """
     from .pipeline import redis_image
 
     return {**run_env, imagegate_settings.image_var: app_image, "REDIS_IMAGE": redis_image()}
+
+
+@pytest.fixture(scope="session")
+def compose_model(imagegate_settings: Settings, stack_files: list[Path],
+                  stack_env: dict[str, str]) -> Any:
+    """The session's compose project resolved once (``compose config``): a
+    :class:`~imagegate.compose.Model` the stack checks and the override read."""
+    from .compose import Model
+
+    try:
+        return Model.load(stack_files, project_dir=imagegate_settings.project_dir, env=stack_env)
+    except ImagegateError as exc:
+        pytest.fail(f"imagegate: {exc.message}", pytrace=False)
+
+
+def gate_overrides(settings: Settings, model: Any, image: str) -> list[str]:
+    """The gate's override texts for ``model``: the tested image on the services that build the
+    gated Dockerfile, ports on 127.0.0.1. Another ``build:`` service is a one-line UsageError."""
+    from .compose import gate_override, gated_services, other_builds
+
+    gated = gated_services(model, context=settings.path(settings.context or "."),
+                           dockerfile=settings.path(settings.dockerfile or "Dockerfile"),
+                           target=settings.target)
+    others = other_builds(model, gated)
+    if others:
+        named = ", ".join(f"{svc} ({spec.dockerfile.name} in {spec.context})"
+                          for svc, spec in others)
+        raise UsageError(f"{model.files[0].name}: service {named} builds its own image; the gate "
+                         f"builds and tests only {settings.dockerfile} — give that service an "
+                         "`image:` (built and pushed by its own gate) or list it in a separate "
+                         "compose file")
+    return [gate_override(model, tested_image=image, gated=gated, labels={})]
 
 
 def _start(settings: Settings, session: str, files: Sequence[str | os.PathLike[str]],
@@ -49,26 +91,68 @@ def _start(settings: Settings, session: str, files: Sequence[str | os.PathLike[s
         files, project=project, session=session, env=env,
         project_dir=options.pop("project_dir", None) or Path(files[0]).resolve().parent,
         wait_timeout=options.pop("wait_timeout", None) or settings.wait_timeout,
-        default_port=settings.web_port, **options,
+        default_port=settings.web_port, pull=options.pop("pull", None) or settings.pull,
+        **options,
     )
 
 
-@pytest.fixture(scope="session")
-def stack(docker_client: Any, imagegate_settings: Settings, imagegate_session: str,
-          stack_files: list[Path], stack_env: dict[str, str]) -> Iterator[Stack]:
-    """The project's compose stack, up and healthy for the whole session (``<session>-main``).
+@dataclass
+class StackAttempt:
+    """The session's stack if it came up, else why not (IG-STACK-HEALTHY judges it)."""
 
+    stack: Stack | None
+    message: str = ""
+    detail: str = ""
+
+    def diagnostics(self) -> list[tuple[str, str]]:
+        """Report sections for a failing test: the stack's, or the failure's detail."""
+        if self.stack is not None:
+            return self.stack.diagnostics()
+        return [("stack did not come up", f"{self.message}\n{self.detail}")]
+
+
+@pytest.fixture(scope="session")
+def stack_attempt(docker_client: Any, imagegate_settings: Settings, imagegate_session: str,
+                  stack_files: list[Path], stack_env: dict[str, str], compose_model: Any,
+                  app_image: str) -> Iterator[StackAttempt]:
+    """Bring the session's stack up (``<session>-main``) and keep it up for the session; a stack
+    that does not get healthy is recorded (and taken down), not raised."""
+    s = imagegate_settings
+    with contextlib.ExitStack() as exits:
+        try:
+            overrides = gate_overrides(s, compose_model, app_image)
+            running = exits.enter_context(_start(
+                s, imagegate_session, stack_files, stack_env, f"{imagegate_session}-main",
+                project_dir=s.project_dir, overrides=overrides, model=compose_model))
+        except ImagegateError as exc:
+            attempt = StackAttempt(None, exc.message, exc.detail)
+        else:
+            attempt = StackAttempt(running)
+        yield attempt  # the stack comes down when the session ends (pass, fail, Ctrl-C)
+
+
+@pytest.fixture(scope="session")
+def stack(stack_attempt: StackAttempt) -> Stack:
+    """The project's compose stack, up and healthy for the whole session.
+
+    The services that build the gated Dockerfile run the tested image; ports are on 127.0.0.1.
     Interpolation reads only ``stack_env`` and an empty env file (never the project's ``.env``);
     override ``stack_files``/``stack_env`` to change what comes up, or this fixture entirely.
     On a failing test its ``compose ps``, logs and health logs are attached to the report.
     """
-    try:
-        with _start(imagegate_settings, imagegate_session, stack_files, stack_env,
-                    f"{imagegate_session}-main",
-                    project_dir=imagegate_settings.project_dir) as running:
-            yield running
-    except ImagegateError as exc:
-        pytest.fail(f"imagegate: {exc.message}\n{exc.detail}", pytrace=False)
+    if stack_attempt.stack is None:
+        pytest.fail(f"imagegate: {stack_attempt.message}\n{stack_attempt.detail}",
+                    pytrace=False)
+    return stack_attempt.stack
+
+
+@pytest.fixture(scope="session")
+def stack_up(stack_attempt: StackAttempt) -> Stack:
+    """The session's stack; a check using it skips when the stack did not come up (the
+    generic IG-STACK-HEALTHY check reports why)."""
+    if stack_attempt.stack is None:
+        pytest.skip(f"the stack did not come up (see IG-STACK-HEALTHY): {stack_attempt.message}")
+    return stack_attempt.stack
 
 
 @pytest.fixture
@@ -88,23 +172,31 @@ class StackFactory:
     returns a started :class:`Stack`. ``files`` defaults to the session's ``stack_files``;
     ``env`` is merged over ``stack_env`` (a value of ``None`` removes that variable);
     ``project_dir`` defaults to the first file's directory (so a ``.env`` beside it is read).
+    Like the session's stack, each variant runs the tested image with its ports on 127.0.0.1.
     """
 
     def __init__(self, settings: Settings, session: str, files: list[Path],
-                 env: Mapping[str, str], exits: contextlib.ExitStack) -> None:
+                 env: Mapping[str, str], image: str, exits: contextlib.ExitStack) -> None:
         self._settings, self._session, self._files, self._env = settings, session, files, env
+        self._image = image
         self._exits = exits
         self.stacks: list[Stack] = []
 
     def __call__(self, files: Sequence[str | os.PathLike[str]] | None = None, *,
                  env: Mapping[str, str | None] | None = None, **options: Any) -> Stack:
         """Bring up one project variant (see the class docstring)."""
+        from .compose import Model
+
         merged = {**self._env, **(env or {})}
         clean = {k: v for k, v in merged.items() if v is not None}
+        chosen = list(files or self._files)
+        project_dir = options.get("project_dir") or Path(chosen[0]).resolve().parent
+        model = Model.load(chosen, project_dir=project_dir, env=clean,
+                           env_file=options.get("env_file"))
         project = f"{self._session}-{uuid.uuid4().hex[:6]}"
         started: Stack = self._exits.enter_context(
-            _start(self._settings, self._session, list(files or self._files), clean, project,
-                   **options))
+            _start(self._settings, self._session, chosen, clean, project, model=model,
+                   overrides=gate_overrides(self._settings, model, self._image), **options))
         self.stacks.append(started)
         return started
 
@@ -116,7 +208,9 @@ class StackFactory:
 
 @pytest.fixture
 def stack_factory(docker_client: Any, imagegate_settings: Settings, imagegate_session: str,
-                  stack_files: list[Path], stack_env: dict[str, str]) -> Iterator[StackFactory]:
+                  stack_files: list[Path], stack_env: dict[str, str],
+                  app_image: str) -> Iterator[StackFactory]:
     """A factory for per-test compose projects (:class:`StackFactory`); torn down at test end."""
     with contextlib.ExitStack() as exits:
-        yield StackFactory(imagegate_settings, imagegate_session, stack_files, stack_env, exits)
+        yield StackFactory(imagegate_settings, imagegate_session, stack_files, stack_env,
+                           app_image, exits)

@@ -1,4 +1,5 @@
-"""Gate reports: one JUnit XML of every check, a JSON result, and a Markdown CI step summary."""
+"""Gate reports, all rendered from the same findings: JUnit XML, a JSON result, a Markdown CI
+step summary, and SARIF 2.1.0 for code scanning."""
 
 from __future__ import annotations
 
@@ -10,34 +11,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-
-@dataclass
-class CheckOutcome:
-    """One test/check from a stage's JUnit file."""
-
-    id: str
-    outcome: str  # passed | failed | error | skipped
-    message: str = ""
+from . import __version__, verdict
+from .findings import Finding
 
 
 @dataclass
 class StageResult:
-    """One gate stage: its status, time, counts and failed checks."""
+    """One gate stage: its status, time, message and the findings it produced."""
 
     name: str
     status: str = "pending"  # passed | failed | error | skipped | pending
     seconds: float = 0.0
     message: str = ""
     detail: str = ""
-    checks: list[CheckOutcome] = field(default_factory=list)
-    junit: str = ""
+    findings: list[Finding] = field(default_factory=list)
 
-    def counts(self) -> dict[str, int]:
-        """How many checks ended each way."""
-        out: dict[str, int] = {}
-        for check in self.checks:
-            out[check.outcome] = out.get(check.outcome, 0) + 1
-        return out
+    def counts(self, fail_on: str = "error") -> dict[str, int]:
+        """How many findings ended each way (failed = at or above ``fail_on``)."""
+        return verdict.tally(self.findings, fail_on)
 
 
 @dataclass
@@ -47,61 +38,76 @@ class GateResult:
     project: str
     status: str = "running"
     exit_code: int = 0
+    fail_on: str = "error"
+    profile: str = "baseline"
     stages: list[StageResult] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
     image: dict[str, Any] = field(default_factory=dict)
     pushed: dict[str, str] = field(default_factory=dict)
+    settings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
-def read_junit(path: Path) -> list[CheckOutcome]:
-    """The test cases of a pytest JUnit file as check outcomes (stable ids: the test node id)."""
-    if not path.is_file():
-        return []
-    root = ET.parse(path).getroot()
-    out = []
-    for case in root.iter("testcase"):
-        classname = case.get("classname", "")
-        name = case.get("name", "")
-        check_id = f"{classname}::{name}" if classname else name
-        outcome, message = "passed", ""
-        for tag in ("failure", "error", "skipped"):
-            node = case.find(tag)
-            if node is not None:
-                outcome = {"failure": "failed"}.get(tag, tag)
-                message = _one_line(node.get("message") or node.text or "")
-                break
-        out.append(CheckOutcome(check_id, outcome, message))
-    return out
+def junit(result: GateResult) -> ET.Element:
+    """One ``<testsuites>``: a suite per stage, a test case per finding.
 
-
-def merge_junit(stages: list[StageResult], dest: Path) -> None:
-    """One ``<testsuites>`` file with every stage's suites (CI test tabs read one file)."""
-    merged = ET.Element("testsuites", name="imagegate")
-    for stage in stages:
-        if stage.junit and Path(stage.junit).is_file():
-            root = ET.parse(stage.junit).getroot()
-            suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
-            for suite in suites:
-                suite.set("name", f"{stage.name}")
-                merged.append(suite)
-        elif stage.status in ("failed", "error"):  # a stage that failed outside pytest
-            suite = ET.SubElement(merged, "testsuite", name=stage.name, tests="1", failures="1")
+    A finding at or above ``fail_on`` is a ``<failure>``; a suppressed or not-applicable one
+    is ``<skipped>``; a warning below ``fail_on`` passes with its text in ``<system-out>`` (JUnit
+    has no warnings). A stage that failed outside any check is a failing case of its own.
+    """
+    root = ET.Element("testsuites", name="imagegate")
+    for stage in result.stages:
+        suite = ET.SubElement(root, "testsuite", name=stage.name, time=f"{stage.seconds:.3f}")
+        cases = 0
+        failures = skipped = 0
+        for f in stage.findings:
+            cases += 1
+            name = f"{f.check_id} {f.where}".strip() if f.check_id != "IG-PROJECT-TEST" \
+                else f.name or f.where
+            case = ET.SubElement(suite, "testcase", classname=f"{stage.name}.{f.check_id}",
+                                 name=name)
+            if f.skipped:
+                skipped += 1
+                ET.SubElement(case, "skipped", message=f.skipped)
+            elif verdict.fails(f, result.fail_on):
+                failures += 1
+                node = ET.SubElement(case, "failure", message=f"{f.severity}: {f.message}",
+                                     type=f.severity)
+                node.text = f.detail or f.message
+            elif not f.ok:
+                out = ET.SubElement(case, "system-out")
+                out.text = f"{f.severity}: {f.message}"
+        if stage.status in ("failed", "error") and not any(
+                verdict.fails(f, result.fail_on) for f in stage.findings):
+            cases += 1
+            failures += 1
             case = ET.SubElement(suite, "testcase", classname=stage.name, name=stage.name,
                                  time=f"{stage.seconds:.3f}")
-            failure = ET.SubElement(case, "failure", message=stage.message)
-            failure.text = stage.detail
-    ET.ElementTree(merged).write(dest, encoding="utf-8", xml_declaration=True)
+            node = ET.SubElement(case, "failure", message=stage.message or stage.status)
+            node.text = stage.detail
+        suite.set("tests", str(cases))
+        suite.set("failures", str(failures))
+        suite.set("skipped", str(skipped))
+    return root
 
 
-def write_all(result: GateResult, out_dir: Path) -> dict[str, Path]:
-    """Write junit.xml, result.json and summary.md into ``out_dir``; also the CI step summary."""
+def write_all(result: GateResult, out_dir: Path, *, project_dir: Path,
+              files: dict[str, Path] | None = None) -> dict[str, Path]:
+    """Write junit.xml, result.json, summary.md and imagegate.sarif into ``out_dir``; append
+    the summary to ``$GITHUB_STEP_SUMMARY`` when set."""
+    from . import sarif
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"junit": out_dir / "junit.xml", "json": out_dir / "result.json",
-             "markdown": out_dir / "summary.md"}
-    merge_junit(result.stages, paths["junit"])
-    paths["json"].write_text(json.dumps(asdict(result), indent=2, default=str) + "\n")
+    paths = {"markdown": out_dir / "summary.md", "junit": out_dir / "junit.xml",
+             "json": out_dir / "result.json", "sarif": out_dir / "imagegate.sarif"}
+    ET.ElementTree(junit(result)).write(paths["junit"], encoding="utf-8", xml_declaration=True)
+    data = asdict(result)
+    data["counts"] = verdict.tally(result.findings, result.fail_on)
+    paths["json"].write_text(json.dumps(data, indent=2, default=str) + "\n")
     summary = markdown(result)
     paths["markdown"].write_text(summary)
+    sarif.write(paths["sarif"], result.findings, project_dir=project_dir, version=__version__,
+                files=files or {})
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         with open(step_summary, "a") as fh:
@@ -109,11 +115,15 @@ def write_all(result: GateResult, out_dir: Path) -> dict[str, Path]:
     return paths
 
 
+ICON = {"passed": "✅", "failed": "❌", "error": "⛔", "skipped": "⏭️", "pending": "⏸️"}
+
+
 def markdown(result: GateResult) -> str:
-    """A summary fit for a CI step: verdict, image size vs budget, layers, stages, failures."""
-    icon = {"passed": "✅", "failed": "❌", "error": "⛔", "skipped": "⏭️", "pending": "⏸️"}
-    lines = [f"## imagegate: {icon.get(result.status, '')} {result.status.upper()} — "
-             f"`{result.project}` ({result.seconds:.1f}s)", ""]
+    """A summary fit for a CI step: verdict, image size vs budget, layers, stages, then the
+    failed checks, the warnings and the advice, each in its own section."""
+    lines = [f"## imagegate: {ICON.get(result.status, '')} {result.status.upper()} — "
+             f"`{result.project}` ({result.seconds:.1f}s)", "",
+             f"Profile **{result.profile}**, failing on **{result.fail_on}** and above.", ""]
     img = result.image
     if img:
         size = img.get("size", 0) / 1e6
@@ -127,21 +137,37 @@ def markdown(result: GateResult) -> str:
                       for lay in img["top_layers"]]
             lines.append("")
     if result.pushed:
-        lines += [f"**Pushed** `{result.pushed.get('ref')}` digest "
-                  f"`{result.pushed.get('digest', '')}`", ""]
-    lines += ["| stage | status | time | checks |", "|---|---|---:|---|"]
+        lines += [f"**Pushed** `{result.pushed.get('ref')}@{result.pushed.get('digest', '')}`",
+                  ""]
+    lines += ["| stage | status | time | findings |", "|---|---|---:|---|"]
     for stage in result.stages:
-        counts = ", ".join(f"{n} {k}" for k, n in sorted(stage.counts().items())) or "—"
-        lines.append(f"| {stage.name} | {icon.get(stage.status, '')} {stage.status} | "
-                     f"{stage.seconds:.1f}s | {counts} |")
-    failed = [(s.name, c) for s in result.stages for c in s.checks
-              if c.outcome in ("failed", "error")]
-    broken = [s for s in result.stages if s.status in ("failed", "error") and not s.checks]
-    if failed or broken:
-        lines += ["", "### Failed checks", ""]
-        lines += [f"- **{name}** `{c.id}`: {_cell(c.message)}" for name, c in failed]
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(stage.counts(result.fail_on).items()))
+        note = f" — {_cell(stage.message)}" if stage.message and stage.status == "skipped" else ""
+        lines.append(f"| {stage.name} | {ICON.get(stage.status, '')} {stage.status}{note} | "
+                     f"{stage.seconds:.1f}s | {counts or '—'} |")
+    groups = verdict.by_outcome(result.findings, result.fail_on)
+    broken = [s for s in result.stages if s.status in ("failed", "error")
+              and not any(verdict.fails(f, result.fail_on) for f in s.findings)]
+    if groups["failed"] or broken:
+        lines += ["", "### Failed", ""]
+        lines += [f"- `{f.check_id}` ({f.severity}){_at(f)}: {_cell(f.message)}"
+                  for f in groups["failed"]]
         lines += [f"- **{s.name}**: {_cell(s.message)}" for s in broken]
+    for title, key in (("Warnings", "warning"), ("Advice (info)", "info")):
+        if groups[key]:
+            lines += ["", f"### {title}", ""]
+            lines += [f"- `{f.check_id}`{_at(f)}: {_cell(f.message)}" for f in groups[key]]
+    ignored = [f for f in groups["skipped"] if f.skipped.startswith("ignored")]
+    if ignored:
+        lines += ["", "### Ignored", ""]
+        lines += [f"- `{f.check_id}`: {_cell(f.skipped)}" for f in ignored]
     return "\n".join(lines) + "\n"
+
+
+def _at(f: Finding) -> str:
+    """`` at <where>`` for a list item, or nothing."""
+    return f" at `{_cell(f.where)}`" if f.where and f.check_id != "IG-PROJECT-TEST" else (
+        f" `{_cell(f.name)}`" if f.name else "")
 
 
 def _one_line(text: str) -> str:
@@ -155,4 +181,4 @@ def _one_line(text: str) -> str:
 
 def _cell(text: str) -> str:
     """Text safe inside a Markdown table cell or list item."""
-    return text.replace("|", "\\|").replace("\n", " ")[:200]
+    return text.replace("|", "\\|").replace("\n", " ")[:300]

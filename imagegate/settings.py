@@ -95,8 +95,13 @@ class Settings:
 
     @property
     def checks(self) -> tuple[HttpCheck, ...]:
-        """HTTP checks to run on the stack; the health path at least."""
-        return self.http_checks or (HttpCheck(self.health_path, 200),)
+        """HTTP checks to run on the stack: ``http_checks``, else the health probe.
+
+        With ``health_path`` set it must answer 200; without, ``GET /`` must answer below 500
+        (status 0 means "any status below 500").
+        """
+        return self.http_checks or (HttpCheck(self.health_path or "/", 200 if self.health_path
+                                              else 0),)
 
     def ignored(self, check_id: str) -> bool:
         """True when ``check_id`` is on the ignore list."""
@@ -104,6 +109,57 @@ class Settings:
 
 
 KEYS = {f.name for f in fields(Settings)} - {"project_dir", "sources", "image", "push"}
+CHOICES = {
+    "builder": ("auto", "buildkit", "classic"),
+    "pull": ("missing", "never", "always"),
+    "profile": ("baseline", "hardened"),
+    "fail_on": ("error", "warning", "info"),
+}
+#: One line per setting: the CLI's ``--KEY`` and the plugin's ``--imagegate-KEY`` help, and the
+#: README's table. Every setting is declared once (here and in :class:`Settings`).
+HELP = {
+    "dockerfile": "the Dockerfile, project-relative (default: the web service's compose build:, "
+                  "else ./Dockerfile)",
+    "context": "the build context (default: the web service's compose build:, else .)",
+    "target": "the build target stage (default: compose build: target, else the last stage)",
+    "build_args": "build args NAME=VALUE (repeatable; added to compose build: args)",
+    "compose_file": "the compose file (default: compose.yaml, compose.yml, docker-compose.yaml, "
+                    "docker-compose.yml: the first found)",
+    "web_service": "the compose service that serves HTTP (default: the one built from the "
+                   "project, else the only one publishing a port)",
+    "web_port": "the container port the web service listens on (default: compose ports target, "
+                "else EXPOSE)",
+    "health_path": "a path that must answer 2xx (default: the image's HEALTHCHECK, else GET / "
+                   "below 500)",
+    "http_checks": "HTTP checks on the stack: [{path, status, contains}]",
+    "image_repo": "the local repository the built image is tagged into (default: "
+                  "imagegate/<project>)",
+    "image_var": "the compose variable that names the tested image (default: APP_IMAGE)",
+    "python_image": "PYTHON_IMAGE build arg for Dockerfiles that declare it",
+    "bases": "local bases to make from Debian packages: python, redis (default: those the "
+             "Dockerfile names)",
+    "locks": "hashed lock files turned into a wheelhouse for hermetic builds",
+    "wheelhouse": "where the wheelhouse goes, context-relative",
+    "builder": "auto (BuildKit when available), buildkit or classic",
+    "pull": "missing (pull absent images, as docker does), never, or always",
+    "hermetic": "build with no network (--network none): true or false",
+    "size_budget_mb": "image size budget in MB (set: an error when exceeded; default: a warning)",
+    "layer_budget": "filesystem layer budget (set: an error when exceeded; default: a warning)",
+    "profile": "baseline (defects fail, hardening advice warns) or hardened (both fail)",
+    "fail_on": "lowest severity that fails the gate: error, warning or info",
+    "severity": "per-check severity overrides ID=LEVEL (repeatable)",
+    "ignore": "check id to ignore (repeatable; IG-*, DL*, SC*)",
+    "run_env": "environment for the containers the gate runs ({NAME = value}, @random: a secret)",
+    "unit_tests": "the project's own unit suites (paths), run in the lint stage",
+    "image_tests": "the project's own image suites, run in the image stage",
+    "stack_tests": "the project's own stack suites, run in the stack stage",
+    "gate_select": "a pytest -m expression for the project's own suites in the gate",
+    "wait_timeout": "seconds a container or stack may take to become ready",
+    "report_dir": "where the reports go (junit.xml, result.json, summary.md, imagegate.sarif)",
+}
+#: Settings that make no sense as a flag (tables: pyproject or env only).
+NOT_FLAGS = {"http_checks", "run_env"}
+FLAG_KEYS = tuple(sorted(KEYS - NOT_FLAGS))
 
 
 def load(project_dir: Path | str = ".", overrides: Mapping[str, Any] | None = None,
@@ -135,8 +191,10 @@ def load(project_dir: Path | str = ".", overrides: Mapping[str, Any] | None = No
             values[key] = _coerce(key, raw, f"IMAGEGATE_{key.upper()}")
             sources[key] = "env"
     for key, value in (overrides or {}).items():
-        if value is None or value == "" or value == ():
+        if value is None or value == "" or value == () or value == {} or value == []:
             continue
+        if key not in KEYS | {"image", "push"}:
+            raise UsageError(f"--{key.replace('_', '-')}: not a setting")
         values[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
         sources[key] = "flag"
     settings = Settings(project_dir=root, sources=sources, **values)
@@ -189,38 +247,88 @@ def _http_check(item: Any) -> HttpCheck:
     return HttpCheck(str(item["path"]), int(item.get("status", 200)), str(item.get("contains", "")))
 
 
+def check_value(key: str, value: Any, where: str) -> None:
+    """One setting's own constraints (a choice, a positive number, a path), or a UsageError
+    naming ``where`` it was given: the flag parsers call this at parse time, :func:`load` too."""
+    allowed = CHOICES.get(key)
+    if allowed and value not in allowed:
+        raise UsageError(f"{key} = {value!r} [{where}]: expected one of {', '.join(allowed)}")
+    if key in ("size_budget_mb", "layer_budget", "wait_timeout") and value <= 0:
+        raise UsageError(f"{key} = {value:g} [{where}]: must be positive")
+    if key == "web_port" and not 0 <= value <= 65535:
+        raise UsageError(f"web_port {value} [{where}]: expected a port number 1-65535")
+    if key == "health_path" and value and not str(value).startswith("/"):
+        raise UsageError(f"health_path {value!r} [{where}]: must start with /")
+
+
 def _validate(s: Settings) -> None:
-    """Cross-field checks that need the resolved values."""
-    if s.size_budget_mb <= 0 or s.layer_budget <= 0:
-        raise UsageError("size_budget_mb and layer_budget must be positive")
-    if not s.health_path.startswith("/"):
-        raise UsageError(f"health_path {s.health_path!r} must start with /")
+    """Cross-field checks that need the resolved values; each a one-line UsageError."""
+    from .catalogue import SEVERITIES, known
+
+    for key in sorted(KEYS):
+        check_value(key, getattr(s, key), s.sources.get(key, "default"))
     unknown_bases = set(s.bases) - {"python", "redis"}
     if unknown_bases:
         raise UsageError(f"bases: unknown {sorted(unknown_bases)} (python, redis)")
+    typos = [i for i in s.ignore if not known(i)]
+    if typos:
+        raise UsageError(f"ignore [{s.sources.get('ignore', 'default')}]: unknown check id "
+                         f"{', '.join(typos)} (see `imagegate checks`; hadolint ids look like "
+                         "DL3008 or SC2086)")
+    for check_id, level in s.severity.items():
+        if not known(check_id):
+            raise UsageError(f"severity: unknown check id {check_id} (see `imagegate checks`)")
+        if level not in SEVERITIES:
+            raise UsageError(f"severity {check_id} = {level!r}: expected error, warning or info")
 
 
-def flag_env(s: Settings) -> dict[str, str]:
-    """Every flag-set value as the ``IMAGEGATE_<KEY>`` variable :func:`load` reads back.
+def user_set(s: Settings) -> frozenset[str]:
+    """The settings the user gave a value (pyproject, env or flag), not left at their default."""
+    return frozenset(k for k, v in s.sources.items() if v != "default")
 
-    How the gate hands its command-line overrides to the pytest stages it runs, whatever the key.
-    """
-    out = {}
-    for key in sorted(KEYS):
-        if s.sources.get(key) == "flag":
-            value = getattr(s, key)
-            text = ",".join(value) if isinstance(value, tuple) else str(value)
-            out[f"IMAGEGATE_{key.upper()}"] = text
-    return out
+
+def dump(s: Settings) -> dict[str, Any]:
+    """The resolved settings as JSON-ready data (with sources): how the gate hands them to the
+    pytest stages it runs, so each stage tests exactly what the gate resolved."""
+    data: dict[str, Any] = {}
+    for f in fields(Settings):
+        value = getattr(s, f.name)
+        if f.name == "http_checks":
+            value = [{"path": c.path, "status": c.status, "contains": c.contains} for c in value]
+        elif isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        data[f.name] = value
+    return data
+
+
+def undump(data: Mapping[str, Any]) -> Settings:
+    """The inverse of :func:`dump`."""
+    values = dict(data)
+    values["project_dir"] = Path(values["project_dir"])
+    values["http_checks"] = tuple(_http_check(c) for c in values.get("http_checks", ()))
+    for f in fields(Settings):
+        if isinstance(values.get(f.name), list):
+            values[f.name] = tuple(values[f.name])
+    known_names = {f.name for f in fields(Settings)}
+    return Settings(**{k: v for k, v in values.items() if k in known_names})
 
 
 def describe(s: Settings) -> list[str]:
     """Lines for a report header: each setting that matters, with its source."""
-    keys = ("dockerfile", "context", "compose_file", "web_service", "python_image", "image_repo",
-            "size_budget_mb", "layer_budget", "ignore")
+    keys = ("dockerfile", "context", "target", "compose_file", "web_service", "web_port",
+            "health_path", "builder", "pull", "hermetic", "profile", "fail_on", "size_budget_mb",
+            "layer_budget", "ignore")
     lines = [f"project: {s.project_dir}"]
     for key in keys:
-        lines.append(f"{key}: {getattr(s, key) or '(auto)'} [{s.sources.get(key, 'default')}]")
+        value = getattr(s, key)
+        if isinstance(value, tuple):
+            value = ", ".join(value)
+        shown = value if value not in ("", 0, ()) else "(none)"
+        lines.append(f"{key}: {shown} [{s.sources.get(key, 'default')}]")
     return lines
 
 
@@ -229,3 +337,27 @@ def materialize_env(run_env: Mapping[str, str]) -> dict[str, str]:
     import secrets
 
     return {k: secrets.token_hex(32) if v == "@random" else v for k, v in run_env.items()}
+
+
+def markdown() -> str:
+    """Every setting with its default and meaning: the README's table (generated, no drift)."""
+    defaults = Settings()
+    lines = ["| setting | default | meaning |", "|---|---|---|"]
+    for key in sorted(KEYS):
+        value = getattr(defaults, key)
+        if isinstance(value, bool):
+            shown = str(value).lower()
+        elif isinstance(value, tuple | Mapping):
+            shown = "(discover)" if key in DISCOVERED else ("[]" if isinstance(value, tuple)
+                                                            else "{}")
+        elif value in ("", 0):
+            shown = "(discover)" if key in DISCOVERED else '""'
+        else:
+            shown = f"{value:g}" if isinstance(value, float) else str(value)
+        lines.append(f"| `{key}` | `{shown}` | {HELP.get(key, '')} |")
+    return "\n".join(lines)
+
+
+#: Settings that, left empty, are found from the project (see discovery.py).
+DISCOVERED = {"dockerfile", "context", "target", "compose_file", "web_service", "web_port",
+              "health_path", "bases", "image_repo"}

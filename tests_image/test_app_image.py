@@ -16,8 +16,8 @@ APP_FILES = ["/srv/app/app/__init__.py", "/srv/app/app/wsgi.py", "/srv/app/app/g
 
 
 @pytest.fixture(scope="module")
-def healthy_host(app_healthy: float, app_host: Any) -> Any:
-    """The testinfra host once the container's healthcheck passed."""
+def healthy_host(app_host: Any) -> Any:
+    """The testinfra host once the container is ready (app_host waits for that)."""
     return app_host
 
 

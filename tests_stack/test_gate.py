@@ -8,51 +8,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-
-from imagegate.engine import labelled_objects, stale_sessions
-from imagegate.proc import wait_until
+from stack_helpers import gate, junit_cases
 
 pytestmark = pytest.mark.slow
 
 SAMPLE = Path(__file__).parent / "sample_project"
-IMAGEGATE = str(Path(sys.executable).parent / "imagegate")
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Debian's docker-registry on an ephemeral 127.0.0.1 port; stopped by PID afterwards."""
-    binary = shutil.which("docker-registry")
-    if binary is None:
-        pytest.fail("docker-registry is not installed (apt-get install docker-registry)",
-                    pytrace=False)
-    root = tmp_path_factory.mktemp("registry")
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = root / "config.yml"
-    config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n"
-                      f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: warn\n")
-    with open(root / "registry.log", "wb") as log:
-        proc = subprocess.Popen([binary, "serve", str(config)], stdout=log,
-                                stderr=subprocess.STDOUT)
-    try:
-        wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).ok,
-                   timeout=20, what="registry answering")
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 @pytest.fixture
@@ -65,48 +31,13 @@ def sample(tmp_path: Path, imagegate_settings: Any) -> Path:
     return project
 
 
-@pytest.fixture
-def leftovers(docker_client: Any) -> Callable[[], list[str]]:
-    """Labelled objects left by sessions whose process has ended since the test started.
-
-    Other runs may be live on the same engine; an object whose owner is still running is not a
-    leftover, one whose owner has exited is.
-    """
-    before = stale_sessions(docker_client)
-
-    def left() -> list[str]:
-        return sorted(obj for session in stale_sessions(docker_client) - before
-                      for obj in labelled_objects(session, docker_client))
-
-    return left
-
-
-def gate(project: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    """Run the gate CLI on ``project`` as CI would."""
-    return subprocess.run([IMAGEGATE, "gate", "--project-dir", str(project), *args],
-                          capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
-
-
-def junit_cases(project: Path) -> dict[str, str]:
-    """{test id: outcome} from the merged JUnit file."""
-    root = ET.parse(project / "out" / "junit.xml").getroot()
-    cases = {}
-    for suite in root.iter("testsuite"):
-        for case in suite.iter("testcase"):
-            outcome = next((t for t in ("failure", "error", "skipped")
-                            if case.find(t) is not None), "passed")
-            cases[f"{suite.get('name')}::{case.get('classname')}::{case.get('name')}"] = outcome
-    return cases
-
-
 def test_gate_passes_and_pushes(sample: Path, registry: str, docker_client: Any,
                                 leftovers: Callable[[], list[str]]) -> None:
     """Green on every stage, pushed, and the image pulled back has the digest the gate reported."""
     ref = f"{registry}/imagegate/sample:ok"
     proc = gate(sample, "--push", ref)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    cases = junit_cases(sample)
+    cases = junit_cases(sample / "out")
     stages = {case.split("::")[0] for case in cases}
     assert {"lint", "image", "stack"} <= stages, stages
     assert not [c for c, o in cases.items() if o in ("failure", "error")]
@@ -130,7 +61,7 @@ def test_gate_violation_pushes_nothing(sample: Path, registry: str,
     proc = gate(sample, "--size-budget-mb", "5", "--push", f"{registry}/imagegate/sample:bad")
     assert proc.returncode == 1, proc.stdout[-3000:]
     assert "IG-SIZE-BUDGET" in proc.stdout
-    cases = junit_cases(sample)
+    cases = junit_cases(sample / "out")
     failed = [c for c, o in cases.items() if o == "failure"]
     assert failed and all("IG-SIZE-BUDGET" in c for c in failed), failed
     result = json.loads((sample / "out" / "result.json").read_text())

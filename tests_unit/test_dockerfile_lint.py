@@ -1,5 +1,11 @@
-"""The generic lint checks, run on this repo's Dockerfile (the gate's lint stage runs this suite)."""
+"""The generic lint checks, run on this repo's Dockerfile by `make test` (the gate runs them on
+their own, isolated, and deselects these copies)."""
 
 from __future__ import annotations
 
-from imagegate.checks.test_lint import lint_findings, test_extra, test_hadolint  # noqa: F401
+from imagegate.checks.test_lint import (  # noqa: F401
+    dockerfile,
+    hadolint_config,
+    test_extra,
+    test_hadolint,
+)

@@ -51,8 +51,8 @@ def line_of(text: str, needle: str) -> int:
 
 
 def failed(findings: list[Finding]) -> list[Finding]:
-    """The findings that fail the gate."""
-    return [f for f in findings if not f.ok]
+    """The findings that fail this repo's gate (hardened): every failure that is not advice."""
+    return [f for f in findings if not f.ok and f.severity != "info"]
 
 
 def lint_text(tmp_path: Path, text: str, **kw: object) -> list[Finding]:
@@ -155,10 +155,48 @@ def test_ignore_drops_an_id(tmp_path: Path) -> None:
 
 
 def test_below_threshold_is_advice(tmp_path: Path) -> None:
-    """hadolint's info-level results come back with ok=True under failure-threshold: warning."""
+    """hadolint's results below the config's failure-threshold (warning) are advice (info)."""
     text = replace(USER_LINE, "USER app\n")(REAL)
     found = lint_text(tmp_path, text)
-    assert [(f.check_id, f.ok) for f in found] == [("DL3066", True)]
+    assert [(f.check_id, f.ok, f.severity) for f in found] == [("DL3066", False, "info")]
+
+
+def test_hadolint_levels_become_severities(tmp_path: Path) -> None:
+    """Without a threshold every hadolint result keeps hadolint's level as its severity."""
+    path = tmp_path / "Dockerfile"
+    path.write_text("FROM python:3.11-slim\nRUN apt-get update && apt-get install -y curl\n"
+                    "USER app\n")
+    from imagegate.lint import hadolint
+
+    levels = {f.check_id: f.severity for f in hadolint(path)}
+    assert levels["DL3008"] == "warning" and levels["DL3066"] == "info"
+
+
+@pytest.mark.parametrize(("config", "says"), [
+    ("failure-threshold: warn\n", "failure-threshold 'warn' is not a hadolint level"),
+])
+def test_unknown_hadolint_threshold_is_an_error(tmp_path: Path, config: str, says: str) -> None:
+    """A threshold hadolint does not know (warn for warning) must not make every rule pass."""
+    (tmp_path / ".hadolint.yaml").write_text(config)
+    (tmp_path / "Dockerfile").write_text("FROM python:3.11-slim\nUSER root\n")
+    from imagegate.lint import hadolint
+
+    with pytest.raises(UsageError, match=says):
+        hadolint(tmp_path / "Dockerfile", tmp_path / ".hadolint.yaml")
+
+
+def test_empty_hadolint_output_is_an_error(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """hadolint that prints nothing (crashed, wrong binary) is an error, not "no findings"."""
+    import subprocess
+
+    from imagegate import lint as lint_mod
+
+    (tmp_path / "Dockerfile").write_text("FROM python:3.11-slim\n")
+    monkeypatch.setattr(lint_mod, "run", lambda argv, **kw: subprocess.CompletedProcess(
+        argv, 0, "", ""))
+    with pytest.raises(UsageError, match="hadolint gave no findings list"):
+        lint_mod.hadolint(tmp_path / "Dockerfile")
 
 
 def test_parse_escape_directive_comments_and_continuations() -> None:

@@ -1,45 +1,59 @@
-"""Generic Dockerfile lint checks: hadolint, and each check hadolint misses, one test per id."""
+"""Generic Dockerfile lint checks: hadolint's rules, and each check hadolint misses, one test per
+catalogue id (so an id added to the catalogue is a test at once, and can fail the gate)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from imagegate import lint
+from imagegate.errors import ImagegateError
 from imagegate.findings import Finding
 
-#: The checks imagegate adds to hadolint; every id is its own test so reports can name it.
-EXTRA_IDS = [
-    "IG-LINT-USER-MISSING", "IG-LINT-USER-ROOT", "IG-LINT-SECRET", "IG-LINT-ADD-URL",
-    "IG-LINT-CMD-SHELL", "IG-LINT-HEALTHCHECK-MISSING", "IG-LINT-BUILDKIT-SYNTAX",
-]
+pytestmark = pytest.mark.lint
 
 
 @pytest.fixture(scope="module")
-def lint_findings(imagegate_settings: Any) -> list[Finding]:
-    """Every finding of the project's Dockerfile, run once (hadolint's config beside it)."""
-    dockerfile = imagegate_settings.path(imagegate_settings.dockerfile)
-    config = imagegate_settings.project_dir / ".hadolint.yaml"
-    return lint.lint(dockerfile, config=config if config.is_file() else None,
-                     ignore=imagegate_settings.ignore)
+def dockerfile(imagegate_settings: Any) -> Any:
+    """The Dockerfile the gate builds."""
+    return imagegate_settings.path(imagegate_settings.dockerfile)
 
 
-def _fail_on(findings: list[Finding]) -> None:
-    """Fail naming every finding, one line each."""
-    __tracebackhide__ = True
-    if findings:
-        pytest.fail("\n".join(str(f) for f in findings), pytrace=False)
+@pytest.fixture(scope="module")
+def hadolint_config(imagegate_settings: Any, dockerfile: Any) -> Any:
+    """``.hadolint.yaml`` beside the Dockerfile, else in the project directory, else none."""
+    for folder in (dockerfile.parent, imagegate_settings.project_dir):
+        candidate = folder / ".hadolint.yaml"
+        if candidate.is_file():
+            return candidate
+    return None
 
 
-def test_hadolint(lint_findings: list[Finding]) -> None:
-    """hadolint (DL*/SC* rules) reports nothing at or above the failure threshold."""
-    _fail_on([f for f in lint_findings if not f.ok and not f.check_id.startswith("IG-")])
+@pytest.mark.imagegate_check("IG-LINT-HADOLINT")
+def test_hadolint(dockerfile: Any, hadolint_config: Any,
+                  imagegate_record: Callable[[list[Finding]], None]) -> None:
+    """IG-LINT-HADOLINT: hadolint runs; each DL/SC rule it reports is a finding at its level."""
+    try:
+        found = lint.hadolint(dockerfile, hadolint_config)
+    except ImagegateError as exc:
+        pytest.fail(f"hadolint could not run: {exc.message}", pytrace=False)
+    imagegate_record(found)
 
 
-@pytest.mark.parametrize("check_id", EXTRA_IDS)
-def test_extra(check_id: str, lint_findings: list[Finding], imagegate_settings: Any) -> None:
-    """The imagegate lint check ``check_id`` finds nothing."""
-    if imagegate_settings.ignored(check_id):
-        pytest.skip(f"{check_id} is on the ignore list")
-    _fail_on([f for f in lint_findings if not f.ok and f.check_id == check_id])
+@pytest.mark.parametrize("check_id", [
+    pytest.param(cid, marks=pytest.mark.imagegate_check(cid), id=cid) for cid in lint.LINT_CHECKS
+])
+def test_extra(check_id: str, dockerfile: Any, imagegate_settings: Any,
+               imagegate_record: Callable[[list[Finding]], None]) -> None:
+    """The imagegate lint check ``check_id`` holds for the Dockerfile."""
+    if check_id == "IG-LINT-BUILDKIT-SYNTAX":
+        from imagegate.build import builder_name
+
+        chosen = builder_name(imagegate_settings.builder)
+        if chosen != "classic":
+            pytest.skip(f"the builder is {chosen}, which builds BuildKit syntax")
+    found = [f for f in lint.extra_checks(dockerfile.read_text(), dockerfile.name)
+             if f.check_id == check_id]
+    imagegate_record(found or [Finding(check_id, True, lint.LINT_CHECKS[check_id])])
