@@ -1,4 +1,5 @@
-"""The gate end to end, warm: ``imagegate gate --quiet`` on this repo, stage times from its report.
+"""The gate end to end, warm: ``imagegate gate --quiet`` on this repo and on the docker-init
+sample project (zero config, as a user would run it), stage times from its report.
 
 "Warm" means the base images, the wheel cache and the build cache already exist (a first run,
 not counted, makes sure of it). Reports go to a private directory, so a gate another engineer runs
@@ -7,12 +8,10 @@ at the same time cannot overwrite the ``result.json`` read here.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import sys
 import time
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,6 @@ class GateRun:
     status: str
     stages: dict[str, float]
     failures: tuple[str, ...]
-    #: The slowest checks of the run: (seconds, stage, test id), slowest first.
-    slowest: tuple[tuple[float, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,14 +79,15 @@ def imagegate_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "imagegate.cli"]
 
 
-def gate_once(report_dir: Path) -> GateRun:
-    """Run the gate once on this repo; read stage times and failures from its ``result.json``."""
+def gate_once(report_dir: Path, project: Path = ROOT) -> GateRun:
+    """Run the gate once on ``project``; read stage times and failures from its ``result.json``."""
     if report_dir.exists():
         shutil.rmtree(report_dir)
     started = time.perf_counter()
     try:
-        proc = run([*imagegate_command(), "gate", "--quiet", "--report-dir", str(report_dir)],
-                   timeout=GATE_TIMEOUT, check=False, cwd=ROOT)
+        proc = run([*imagegate_command(), "gate", "--quiet", "--project-dir", str(project),
+                    "--report-dir", str(report_dir)],
+                   timeout=GATE_TIMEOUT, check=False, cwd=project)
         exit_code, output = proc.returncode, proc.stdout + proc.stderr
     except CommandFailed as exc:  # our timeout: the gate's own cleanup runs on SIGKILL's path
         exit_code, output = -1, exc.message
@@ -103,40 +101,41 @@ def gate_once(report_dir: Path) -> GateRun:
               if s.get("status") not in ("skipped", "pending")}
     failures = tuple(_failure(s) for s in data.get("stages", [])
                      if s.get("status") in ("failed", "error"))
-    return GateRun(seconds, exit_code, str(data.get("status", "?")), stages, failures,
-                   slowest(report_dir))
-
-
-def slowest(report_dir: Path, count: int = 6) -> tuple[tuple[float, str, str], ...]:
-    """The ``count`` slowest test cases over the stages' JUnit files (what a stage's time is)."""
-    cases: list[tuple[float, str, str]] = []
-    for junit in sorted(report_dir.glob("junit-*.xml")):
-        stage = junit.stem.removeprefix("junit-")
-        with contextlib.suppress(ET.ParseError):
-            for case in ET.parse(junit).getroot().iter("testcase"):
-                name = f"{case.get('classname', '')}::{case.get('name', '')}".lstrip(":")
-                cases.append((float(case.get("time") or 0), stage, name))
-    return tuple(sorted(cases, reverse=True)[:count])
+    return GateRun(seconds, exit_code, str(data.get("status", "?")), stages, failures)
 
 
 def _failure(stage: dict[str, Any]) -> str:
     """One line for a red stage: its message, or the ids of the checks that failed."""
-    failed = [c["id"] for c in stage.get("checks", []) if c["outcome"] in ("failed", "error")]
+    failed = [f["check_id"] for f in stage.get("findings", [])
+              if not f["ok"] and not f["skipped"] and f["severity"] == "error"]
     return f"{stage['name']}: {stage.get('message') or ', '.join(failed)}"[:300]
 
 
-def gate_times(ctx: Ctx, runs: int = 3, budget: float = 420.0) -> GateTimes:
-    """One warm-up gate, then measured ones until ``runs`` have passed (at most two extra
-    attempts) while ``budget`` seconds allow."""
-    report_dir = ctx.tmp / "gate-report"
-    warmup = gate_once(report_dir)
-    ctx.log(f"gate warm-up: {warmup.status} in {warmup.seconds:.1f}s")
+def docker_init_sample(ctx: Ctx) -> Path:
+    """A fresh copy of the docker-init sample project (its stand-in base images made first)."""
+    from testsupport.standins import ensure_all
+
+    ensure_all(log=ctx.log)
+    dest = ctx.tmp / "dockerinit"
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(ROOT / "tests_stack" / "projects" / "dockerinit", dest)
+    return dest
+
+
+def gate_times(ctx: Ctx, runs: int = 3, budget: float = 420.0, project: Path = ROOT,
+               label: str = "gate") -> GateTimes:
+    """One warm-up gate on ``project``, then measured ones until ``runs`` have passed (at most
+    two extra attempts) while ``budget`` seconds allow."""
+    report_dir = ctx.tmp / f"{label}-report"
+    warmup = gate_once(report_dir, project)
+    ctx.log(f"{label} warm-up: {warmup.status} in {warmup.seconds:.1f}s")
     measured: list[GateRun] = []
     deadline = time.monotonic() + budget
     while (sum(r.exit_code == 0 for r in measured) < runs and len(measured) < runs + 2):
-        one = gate_once(report_dir)
+        one = gate_once(report_dir, project)
         measured.append(one)
-        ctx.log(f"gate run {len(measured)}: {one.status} in {one.seconds:.1f}s")
+        ctx.log(f"{label} run {len(measured)}: {one.status} in {one.seconds:.1f}s")
         if time.monotonic() + one.seconds > deadline:
             break  # another run would overrun the benchmark's time budget
     return GateTimes(warmup, tuple(measured))

@@ -103,6 +103,11 @@ def collect(ctx: Ctx, params: results.Params, args: argparse.Namespace) -> resul
     else:
         r.gate = gatetime.gate_times(ctx, runs=params.gate_runs, budget=args.gate_budget)
         log(f"gate: median {r.gate.total.median:.1f}s over {r.gate.total.n} warm runs")
+        sample = gatetime.docker_init_sample(ctx)
+        r.sample_gate = gatetime.gate_times(ctx, runs=params.gate_runs, budget=args.gate_budget,
+                                            project=sample, label="sample-gate")
+        log(f"sample gate: median {r.sample_gate.total.median:.1f}s over "
+            f"{r.sample_gate.total.n} warm runs")
     r.busy["end"] = results.load_average()
     r.busy["others"] = (f"{others_start} running at the start, "
                         f"{other_containers(ctx.cli, ctx.session)} at the end")

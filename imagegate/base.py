@@ -212,7 +212,7 @@ def ensure_base(recipe: Recipe, *, force: bool = False, log: Callable[[str], Non
     cli = client()
     packages = resolve(recipe.roots, tuple(recipe.partial))
     digest = package_digest(recipe, packages)
-    existing = _existing(cli, recipe.ref)
+    existing = local_image(cli, recipe.ref)
     if existing is not None and not force:
         if (existing.labels or {}).get(DIGEST_LABEL) == digest:
             return BaseResult(recipe.ref, existing.id, digest, len(packages), False,
@@ -407,7 +407,7 @@ def _keep_owner(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
-def _existing(cli: Any, ref: str) -> Any | None:
+def local_image(cli: Any, ref: str) -> Any | None:
     """The local image ``ref`` or None; never pulls."""
     import docker.errors
 

@@ -8,6 +8,7 @@ BuildKit (CLI) — live in :mod:`imagegate.builders`; their types are re-exporte
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -149,8 +150,16 @@ def _check_frontend(cli: Any, request: BuildRequest) -> None:
     raise UsageError(frontend_message(request, 'not present locally and pull = "never"'))
 
 
-def git_facts(project_dir: Path) -> dict[str, str]:
-    """Revision and commit time of the project's checkout (reproducible OCI labels)."""
+#: Where CI systems put the commit being built, for a checkout without .git (a copied tree).
+CI_REVISION_VARS = ("GITHUB_SHA", "CI_COMMIT_SHA", "BUILDKITE_COMMIT", "CIRCLE_SHA1",
+                    "BITBUCKET_COMMIT", "GIT_COMMIT", "TRAVIS_COMMIT", "DRONE_COMMIT_SHA")
+
+
+def git_facts(project_dir: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Revision and commit time of the project's checkout (reproducible OCI labels); without a
+    git checkout, the revision from the CI's variables (GITHUB_SHA, CI_COMMIT_SHA …)."""
+    env = os.environ if environ is None else environ
+
     def git(*args: str) -> str:
         try:
             out = subprocess.run(["git", "-C", str(project_dir), *args], capture_output=True,
@@ -160,6 +169,11 @@ def git_facts(project_dir: Path) -> dict[str, str]:
         return out.stdout.strip() if out.returncode == 0 else ""
 
     facts = {"VCS_REF": git("rev-parse", "HEAD"), "CREATED": git("log", "-1", "--format=%cI")}
+    if not facts["VCS_REF"]:
+        facts["VCS_REF"] = next((env[v].strip() for v in CI_REVISION_VARS if env.get(v, "").strip()),
+                                "")
+        facts["VERSION"] = facts["VCS_REF"][:12] or "dev"
+        return {k: v for k, v in facts.items() if v}
     dirty = git("status", "--porcelain", "--untracked-files=no")
     facts["VERSION"] = (git("describe", "--tags", "--always") or "dev") + ("-dirty" if dirty else "")
     return {k: v for k, v in facts.items() if v}

@@ -118,7 +118,8 @@ _SPECS = [
           "error"),
     _spec("IG-RUN-PORT-LISTENING", "the web port is listening in the container", "run", "runtime",
           "error"),
-    _spec("IG-RUN-HTTP-HEALTH", "the health probe answers through the published port", "run",
+    _spec("IG-RUN-HTTP-HEALTH", "the server answers HTTP through the published port (health_path: "
+          "2xx)", "run",
           "runtime", "error"),
     _spec("IG-RUN-APP-NOT-WRITABLE", "the running user can write nothing under WORKDIR", "run",
           "runtime", "warning"),
@@ -194,7 +195,7 @@ def stage_ids(stage: str) -> list[str]:
 
 def rows() -> list[tuple[str, str, str, str, str, str]]:
     """(id, stage, evidence, baseline, hardened, title) for every catalogue check."""
-    out = []
+    out: list[tuple[str, str, str, str, str, str]] = []
     for s in _SPECS:
         baseline = s.baseline + (f" ({s.user_set} set: error)" if s.user_set else "")
         out.append((s.id, s.stage, s.evidence, baseline, s.hardened, s.title))

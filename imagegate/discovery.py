@@ -25,11 +25,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from . import compose
 from .compose import Model
 from .errors import UsageError
+from .settings import Settings
 
 #: Stands in for the tested image while discovering (the image is built after discovery).
 PENDING_IMAGE = "imagegate/discovery:pending"
@@ -39,21 +40,8 @@ UNKNOWN = "unknown: "
 DEFAULT_PROBE = "/"
 
 
-class SettingsLike(Protocol):
-    """What discovery reads from the settings (:class:`imagegate.settings.Settings` has it all)."""
-
-    project_dir: Path
-    dockerfile: str
-    context: str
-    target: str
-    build_args: Mapping[str, str]
-    compose_file: str
-    web_service: str
-    web_port: int
-    health_path: str
-    run_env: Mapping[str, str]
-    image_var: str
-    sources: Mapping[str, str]
+#: What discovery reads: the project's settings as loaded (nothing discovered yet).
+SettingsLike = Settings
 
 
 @dataclass

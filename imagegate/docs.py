@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from . import catalogue, settings
@@ -20,8 +21,13 @@ def render(text: str) -> str:
     """``text`` with every generated table replaced by its current rendering."""
     for name, make in TABLES.items():
         pattern = re.compile(rf"(<!-- {name}:begin -->\n).*?(\n<!-- {name}:end -->)", re.DOTALL)
-        text = pattern.sub(lambda m, make=make: m.group(1) + make() + m.group(2), text)
+        text = pattern.sub(_replacement(make()), text)
     return text
+
+
+def _replacement(table: str) -> Callable[[re.Match[str]], str]:
+    """A ``re.sub`` replacement keeping the markers around ``table``."""
+    return lambda m: m.group(1) + table + m.group(2)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -194,8 +194,10 @@ class Gate:
             ],
         }
         with contextlib.suppress(ImagegateError):  # the settings file now names the image
-            self.settings_file.write_text(json.dumps(
-                {**settings_mod.dump(self.s), "image": self.image_id}, indent=2) + "\n")
+            data = settings_mod.dump(self.s)
+            data["image"] = self.image_id
+            data["sources"] = {**data["sources"], "image": "tested by this gate"}
+            self.settings_file.write_text(json.dumps(data, indent=2) + "\n")
 
     def _pytest_stage(self, name: str) -> Callable[[StageResult], None]:
         """A stage made of pytest runs: the generic checks (isolated from the project's pytest

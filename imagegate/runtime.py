@@ -335,15 +335,12 @@ def pip_importable(container: Any, interpreter: str) -> bool | Skip:
     A :class:`Skip` when the interpreter is not there (exit 126/127) or the probe failed for
     another reason than a missing module.
     """
-    result = _exec(container, [interpreter, "-c", "import pip"])
+    result = _run_python(container, interpreter, "-c", "import pip")
     if isinstance(result, Skip):
         return result
     rc, out = result
     if rc == 0:
         return True
-    missing = _missing(interpreter, rc, out)
-    if missing is not None:
-        return missing
     if rc == 1 and re.search(r"\b(?:ModuleNotFoundError|ImportError)\b", out):
         return False
     return Skip(f"`{interpreter} -c 'import pip'` exited {rc}: {_last_line(out)}")
@@ -361,14 +358,11 @@ def pip_check(container: Any, interpreter: str) -> tuple[bool, str] | Skip:
         container.put_archive(posixpath.dirname(PIP_ZIP), pip_zip())
     except Exception as exc:
         return Skip(f"cannot copy pip into the container: {_one_line(engine_reason(exc))}")
-    result = _exec(container, [interpreter, f"{PIP_ZIP}/pip", "check",
-                               "--disable-pip-version-check", "--no-input", "--no-cache-dir"])
+    result = _run_python(container, interpreter, f"{PIP_ZIP}/pip", "check",
+                         "--disable-pip-version-check", "--no-input", "--no-cache-dir")
     if isinstance(result, Skip):
         return result
     rc, out = result
-    missing = _missing(interpreter, rc, out)
-    if missing is not None:
-        return missing
     if rc not in (0, 1) or "Traceback (most recent call last)" in out:
         return Skip(f"pip could not run under {interpreter} (exit {rc}): {_last_line(out)}")
     return rc == 0, out.strip()
@@ -378,13 +372,10 @@ def writable_paths(container: Any, workdir: str | None, interpreter: str) -> lis
     """The paths under ``workdir`` the container's user can write (``os.access``, exec'd as the
     container's user with ``interpreter``); ``workdir`` None means the container's WORKDIR."""
     top = workdir or str((container.attrs.get("Config") or {}).get("WorkingDir") or "/")
-    result = _exec(container, [interpreter, "-I", "-c", WRITABLE_SCRIPT, top])
+    result = _run_python(container, interpreter, "-I", "-c", WRITABLE_SCRIPT, top)
     if isinstance(result, Skip):
         return result
     rc, out = result
-    missing = _missing(interpreter, rc, out)
-    if missing is not None:
-        return missing
     if rc != 0:
         return Skip(f"the writability probe under {top} exited {rc}: {_last_line(out)}")
     return [line for line in out.splitlines() if line.startswith("/")]
@@ -424,6 +415,16 @@ def _exec(container: Any, argv: Sequence[str]) -> tuple[int, str] | Skip:
     output = result.output or b""
     return int(result.exit_code if result.exit_code is not None else -1), \
         output.decode(errors="replace")
+
+
+def _run_python(container: Any, interpreter: str, *args: str) -> tuple[int, str] | Skip:
+    """``interpreter args…`` exec'd in the container: (exit code, output), or a Skip when the
+    exec failed or the interpreter is not there (never a pass or a failure of a check)."""
+    result = _exec(container, [interpreter, *args])
+    if isinstance(result, Skip):
+        return result
+    rc, out = result
+    return _missing(interpreter, rc, out) or (rc, out)
 
 
 def _missing(program: str, rc: int, out: str) -> Skip | None:

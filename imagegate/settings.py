@@ -129,8 +129,8 @@ HELP = {
                    "project, else the only one publishing a port)",
     "web_port": "the container port the web service listens on (default: compose ports target, "
                 "else EXPOSE)",
-    "health_path": "a path that must answer 2xx (default: the image's HEALTHCHECK, else GET / "
-                   "below 500)",
+    "health_path": "a path that must answer 2xx (default: the image's HEALTHCHECK, else any "
+                   "HTTP answer; in the stack GET / below 500)",
     "http_checks": "HTTP checks on the stack: [{path, status, contains}]",
     "image_repo": "the local repository the built image is tagged into (default: "
                   "imagegate/<project>)",
@@ -325,7 +325,9 @@ def describe(s: Settings) -> list[str]:
     lines = [f"project: {s.project_dir}"]
     for key in keys:
         value = getattr(s, key)
-        if isinstance(value, tuple):
+        if isinstance(value, bool):
+            value = str(value).lower()
+        elif isinstance(value, tuple):
             value = ", ".join(value)
         shown = value if value not in ("", 0, ()) else "(none)"
         lines.append(f"{key}: {shown} [{s.sources.get(key, 'default')}]")

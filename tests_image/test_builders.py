@@ -21,6 +21,10 @@ from imagegate.builders import Builder, BuildResult, ClassicBuilder, select_buil
 from imagegate.engine import session_labels
 from imagegate.errors import BaseImageError, BuildFailed, UsageError
 
+# The harness's own machinery, tested for real: `make test` runs it; the gate's fast
+# stages (gate_select = "not slow") leave it out.
+pytestmark = pytest.mark.slow
+
 Build = Callable[..., BuildResult]
 
 #: One of everything the image config records, and a multi-stage COPY.

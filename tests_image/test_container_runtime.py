@@ -24,6 +24,10 @@ from imagegate.policy import CHECKS, ImageFacts
 from imagegate.runtime import Skip
 from imagegate.settings import Settings
 
+# The harness's own machinery, tested for real: `make test` runs it; the gate's fast
+# stages (gate_select = "not slow") leave it out.
+pytestmark = pytest.mark.slow
+
 BASE = "imagegate/python:3.11-bookworm"
 PORT = 8000
 SERVE = "/opt/venv/bin/serve"
@@ -124,9 +128,11 @@ def started(docker_client: Any, session: str, image: str) -> Iterator[RunningCon
         yield ctr
 
 
-def left_behind(docker_client: Any, session: str) -> list[Any]:
-    """This session's containers still there."""
-    return docker_client.containers.list(all=True, filters={"label": f"{SESSION_LABEL}={session}"})
+def left_behind(docker_client: Any, session: str, image: str) -> list[Any]:
+    """This session's containers of ``image`` still there (the session's other containers, e.g.
+    the app container the image suite shares, are not this test's)."""
+    return docker_client.containers.list(all=True, filters={
+        "label": f"{SESSION_LABEL}={session}", "ancestor": image})
 
 
 def test_wait_ready_without_healthcheck_answers_in_seconds(
@@ -166,7 +172,7 @@ def test_wait_ready_fails_fast_when_the_cmd_exits(
     assert took < 3.5
     assert "exited 3: about to fail" in info.value.message
     assert info.value.status == 3 and "about to fail" in info.value.detail
-    assert left_behind(docker_client, imagegate_session) == []
+    assert left_behind(docker_client, imagegate_session, image) == []
 
 
 def test_a_missing_executable_fails_running_and_leaves_no_container(
@@ -179,7 +185,7 @@ def test_a_missing_executable_fails_running_and_leaves_no_container(
         pytest.fail("the container must not start")
     assert 'exec: "gunicorn": executable file not found in $PATH' in info.value.message
     assert "\n" not in info.value.message
-    assert left_behind(docker_client, imagegate_session) == []
+    assert left_behind(docker_client, imagegate_session, image) == []
     finding = CHECKS["IG-CMD-EXISTS"](ImageFacts.load(docker_client, image), Settings())
     assert not finding.ok  # type: ignore[union-attr]
     assert finding.message == ('CMD runs "gunicorn", which is not in the image '  # type: ignore[union-attr]
@@ -264,3 +270,34 @@ def test_pip_importable_when_installed_for_that_interpreter(
         assert runtime.pip_importable(ctr.container, "/usr/bin/python3") is True
         checked = runtime.pip_check(ctr.container, "/usr/bin/python3")
         assert not isinstance(checked, Skip) and checked[0], checked
+
+
+def test_generic_checks_on_a_shell_less_image_never_error(
+        build: Callable[..., str], tmp_path: Path, imagegate_session: str) -> None:
+    """The generic image checks, run as the gate runs them on an image with no shell, no ps, no
+    ss, no getent: every running check passes or is skipped with a reason; none errors."""
+    import json
+    import subprocess
+    import sys
+
+    from imagegate.gate import GENERIC_INI
+
+    image = build(SHELL_LESS)
+    findings_file = tmp_path / "findings.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--pyargs", "imagegate.checks.test_image",
+         "-c", str(GENERIC_INI), "--rootdir", str(tmp_path), "-p", "no:cacheprovider",
+         "--imagegate-project-dir", str(tmp_path), "--imagegate-image", image,
+         "--imagegate-web-port", str(PORT), "--imagegate-session", f"{imagegate_session}-sl",
+         "--imagegate-findings", str(findings_file), "-q", "-rs"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    found = [json.loads(line) for line in findings_file.read_text().splitlines()]
+    run = [f for f in found if f["check_id"].startswith("IG-RUN-")]
+    assert {f["check_id"] for f in run} >= {"IG-RUN-HEALTHY", "IG-RUN-PROCS-NONROOT",
+                                            "IG-RUN-PORT-LISTENING", "IG-RUN-PIP-CHECK"}, run
+    broken = [f for f in found if f["message"].startswith("could not run")
+              or (not f["ok"] and not f["skipped"] and f["severity"] == "error")]
+    assert not broken, proc.stdout[-3000:]
+    assert all(f["ok"] or (f["skipped"] and f["message"]) for f in run
+               if f["check_id"] != "IG-RUN-APP-NOT-WRITABLE"), run
+    assert "Traceback" not in proc.stdout, proc.stdout[-3000:]

@@ -32,6 +32,10 @@ from imagegate.proc import wait_until
 from imagegate.settings import Settings
 from imagegate.stack import PROJECT_LABEL, running_stack
 
+# The harness's own machinery, tested for real: `make test` runs it; the gate's fast
+# stages (gate_select = "not slow") leave it out.
+pytestmark = pytest.mark.slow
+
 DOCKERFILE = """
     FROM imagegate/python:3.11-bookworm
     WORKDIR /srv

@@ -67,12 +67,17 @@ def test_docker_init_project_passes_at_baseline(copy_project: Callable[[str], Pa
 
 
 def test_docker_init_project_fails_hardened(copy_project: Callable[[str], Path]) -> None:
-    """The same image at `--profile hardened`: the hardening advice becomes errors."""
+    """The same project at `--profile hardened`: the hardening advice becomes errors, and the
+    gate stops at the first stage that shows them (the Dockerfile's text)."""
     project = copy_project("dockerinit")
     proc = gate(project, "--profile", "hardened", "--quiet")
     out = project / ".imagegate-out"
     assert proc.returncode == 1, proc.stdout[-4000:]
-    assert {"IG-USER-NUMERIC", "IG-HEALTHCHECK"} <= _ids(out, outcome="failed", severity="error")
+    stages = {s["name"]: s["status"] for s in result(out)["stages"]}
+    assert stages["lint"] == "failed" and stages["build"] == "skipped", stages
+    errors = _ids(out, outcome="failed", severity="error")
+    assert {"IG-LINT-HEALTHCHECK-MISSING", "IG-LINT-CMD-SHELL"} <= errors, errors
+    assert "✗ error IG-LINT-HEALTHCHECK-MISSING" in proc.stdout
 
 
 def test_classic_project_with_redis_passes(copy_project: Callable[[str], Path],

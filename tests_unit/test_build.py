@@ -741,3 +741,14 @@ def test_registry_errors_are_not_blamed_on_hermetic(project: Path) -> None:
     err = builders.explain(request_for(project, network="none"), log.failure(), log.lines,
                            "buildkit")
     assert "no such host" in err.message and "hermetic" not in err.message
+
+
+def test_revision_from_ci_variables_without_git(tmp_path: Path) -> None:
+    """A project copied without .git takes its revision from the CI's variables (OCI labels),
+    else has none (IG-LABELS then warns at baseline)."""
+    from imagegate.build import git_facts
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    assert git_facts(tmp_path, {"GITHUB_SHA": sha})["VCS_REF"] == sha
+    assert git_facts(tmp_path, {"CI_COMMIT_SHA": sha})["VERSION"] == sha[:12]
+    assert "VCS_REF" not in git_facts(tmp_path, {})

@@ -19,6 +19,10 @@ from typing import Any
 import pytest
 import yaml
 
+# External tools in subprocesses (check-jsonschema, pre-commit, git): make test runs them, the
+# gate's fast lint stage does not.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 WORKFLOW = ROOT / ".github" / "workflows" / "gate.yml"

@@ -174,6 +174,7 @@ def sarif_summary(path: Path, *extra: str | Path) -> Counter[str]:
                                                          proc.stdout, re.MULTILINE)})
 
 
+@pytest.mark.slow  # an external tool in a subprocess
 def test_sarif_tools_counts_what_the_findings_say(log_file: Path, tmp_path: Path) -> None:
     failed = reported(findings())
     assert sarif_summary(log_file) == Counter(LEVEL[f.severity] for f in failed)
@@ -194,6 +195,7 @@ def oasis_schema() -> Path:
     return path
 
 
+@pytest.mark.slow  # an external tool in a subprocess
 def test_valid_against_the_sarif_2_1_0_schema(log_file: Path, tmp_path: Path) -> None:
     proc = run_tool(BIN / "check-jsonschema", "--schemafile", oasis_schema(), log_file)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -206,6 +208,7 @@ def test_valid_against_the_sarif_2_1_0_schema(log_file: Path, tmp_path: Path) ->
     assert proc.returncode == 1 and "level" in proc.stdout
 
 
+@pytest.mark.slow  # an external tool in a subprocess
 def test_no_findings_is_one_run_with_no_results(project: Path, tmp_path: Path) -> None:
     """A green gate uploads an empty run: code scanning closes the alerts it fixed."""
     path = sarif.write(tmp_path / "empty.sarif", [], project_dir=project, version="1")

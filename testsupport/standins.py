@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from imagegate import base
+from imagegate.base import local_image
 from imagegate.engine import (
     IMAGE_LABEL,
     SESSION_LABEL,
@@ -317,7 +318,7 @@ def redis_alpine(tag: str = REDIS_ALPINE, *, log: Log = print) -> Standin:
     cli = client()
     recipe = base.recipes("redis")[0]
     with _locked(tag):
-        base_image = _local(cli, recipe.ref)
+        base_image = local_image(cli, recipe.ref)
         if base_image is None:
             log(f"{recipe.ref}: missing, making it (`imagegate base redis`)")
             base.ensure_base(recipe, log=log)
@@ -414,7 +415,7 @@ def _usable(cli: Any, tag: str, key: str, log: Log) -> Any | None:
     recipe. A stand-in is an image whose stand-in label names its own tag: images built FROM a
     stand-in inherit the label, with another tag's name.
     """
-    image = _local(cli, tag)
+    image = local_image(cli, tag)
     if image is None:
         return None
     labels = image.labels or {}
@@ -422,16 +423,6 @@ def _usable(cli: Any, tag: str, key: str, log: Log) -> Any | None:
         return image
     log(f"{tag}: stand-in recipe or base changed, remaking it")
     return None
-
-
-def _local(cli: Any, ref: str) -> Any | None:
-    """The local image ``ref`` or None; never pulls."""
-    import docker.errors
-
-    try:
-        return cli.images.get(ref)
-    except docker.errors.ImageNotFound:
-        return None
 
 
 def _labels(tag: str, key: str) -> dict[str, str]:

@@ -108,16 +108,19 @@ class TestRunningContainer:
 
     @pytest.mark.imagegate_check("IG-RUN-HTTP-HEALTH")
     def test_IG_RUN_HTTP_HEALTH(self, ready_container: Any, imagegate_settings: Any) -> None:
-        """IG-RUN-HTTP-HEALTH: the health probe answers through the published loopback port
-        (``health_path`` with a 2xx, else ``GET /`` below 500)."""
+        """IG-RUN-HTTP-HEALTH: the server answers HTTP through the published loopback port —
+        ``health_path`` with a 2xx; without one, ``GET /`` with any status (the container runs
+        without the stack's services here; the stack stage wants ``/`` below 500)."""
         import requests
 
         path = imagegate_settings.health_path or "/"
-        resp = requests.get(ready_container.url + path, timeout=5)
+        try:
+            resp = requests.get(ready_container.url + path, timeout=5)
+        except requests.RequestException as exc:
+            pytest.fail(f"GET {path} through {ready_container.url}: no HTTP answer ({exc})",
+                        pytrace=False)
         if imagegate_settings.health_path:
             assert 200 <= resp.status_code < 300, f"GET {path}: expected 2xx, got {resp.status_code}"
-        else:
-            assert resp.status_code < 500, f"GET {path}: expected below 500, got {resp.status_code}"
 
     @pytest.mark.imagegate_check("IG-RUN-APP-NOT-WRITABLE")
     def test_IG_RUN_APP_NOT_WRITABLE(self, ready_container: Any, app_interpreter: str) -> None:
