@@ -462,8 +462,13 @@ def _loopback(port: Mapping[str, Any]) -> dict[str, Any]:
     return {**kept, "host_ip": "127.0.0.1"}
 
 
+#: How often the gate's own runs probe a service's healthcheck (its own test command): the
+#: user's interval decides when production marks a container healthy, not how long a gate waits.
+GATE_HEALTH_INTERVAL = "500ms"
+
+
 def gate_override(model: Model, *, tested_image: str, gated: Iterable[str],
-                  labels: Mapping[str, str]) -> str:
+                  labels: Mapping[str, str], health_interval: str = GATE_HEALTH_INTERVAL) -> str:
     """The YAML text of the gate's override file (it goes after the user's files).
 
     * every service in ``gated`` (those building the gated Dockerfile + context) runs
@@ -499,6 +504,9 @@ def gate_override(model: Model, *, tested_image: str, gated: Iterable[str],
         ports = model.service(name).get("ports") or []
         if ports:
             spec["ports"] = _Tagged("!override", [_loopback(p) for p in ports])
+        check = model.service(name).get("healthcheck") or {}
+        if health_interval and check.get("test") and not check.get("disable"):
+            spec["healthcheck"] = {"interval": health_interval}
         if lab:
             spec["labels"] = lab
         services[name] = spec

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,19 +68,29 @@ class Gate:
     # -- orchestration ------------------------------------------------------------------------
 
     def run(self) -> GateResult:
-        """Run every stage in order; the first red one stops the gate. Reports are always written."""
+        """Run the stages wave by wave; a red wave stops the gate. Reports are always written.
+
+        Stages that need nothing of each other run side by side: the lint beside the bases and
+        the build (the lint reads only the Dockerfile), then the image beside the stack (both
+        need only the built image). Each stage still has its own status, time and findings.
+        """
         started = time.monotonic()
-        stages: list[tuple[str, Callable[[StageResult], None]]] = [
-            ("preflight", self._preflight), ("lint", self._pytest_stage("lint")),
-            ("bases", self._bases), ("build", self._build),
-            ("image", self._pytest_stage("image")), ("stack", self._pytest_stage("stack")),
-        ]
+        actions: dict[str, Callable[[StageResult], None]] = {
+            "preflight": self._preflight, "lint": self._pytest_stage("lint"),
+            "bases": self._bases, "build": self._build,
+            "image": self._pytest_stage("image"), "stack": self._pytest_stage("stack"),
+        }
+        waves: list[list[list[str]]] = [[["preflight"]], [["lint"], ["bases", "build"]],
+                                        [["image"], ["stack"]]]
         if self.o.push:
-            stages.append(("push", self._push))
-        self.result.stages = [StageResult(name) for name, _ in stages]
+            actions["push"] = self._push
+            waves.append([["push"]])
+        self.result.stages = [StageResult(name) for name in actions]
+        by_name = {stage.name: stage for stage in self.result.stages}
         try:
-            for (_, action), stage in zip(stages, self.result.stages, strict=True):
-                if not self._stage(stage, action):
+            for wave in waves:
+                lanes = [[(by_name[name], actions[name]) for name in lane] for lane in wave]
+                if not self._wave(lanes):
                     break
         finally:
             self.result.seconds = time.monotonic() - started
@@ -104,6 +115,17 @@ class Gate:
         if self.s.compose_file:
             files["compose"] = self.s.path(self.s.compose_file)
         return files
+
+    def _wave(self, lanes: list[list[tuple[StageResult, Callable[[StageResult], None]]]]) -> bool:
+        """Run each lane's stages in order, the lanes side by side; True when all passed."""
+        def lane_ok(lane: list[tuple[StageResult, Callable[[StageResult], None]]]) -> bool:
+            return all(self._stage(stage, action) for stage, action in lane)
+
+        if len(lanes) == 1:
+            return lane_ok(lanes[0])
+        with ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix="gate") as pool:
+            results = list(pool.map(lane_ok, lanes))
+        return all(results)
 
     def _stage(self, stage: StageResult, action: Callable[[StageResult], None]) -> bool:
         """Run one stage, time it, judge its findings; True when it passed."""
@@ -216,19 +238,26 @@ class Gate:
                 select = ["-m", self.s.gate_select] if self.s.gate_select else []
                 runs.append(("project", [*(str(self.s.path(t)) for t in own),
                                          "--imagegate-skip-generic", *select]))
-            for label, args in runs:
+            def one(label: str, args: list[str]) -> tuple[int, list[str], list[Finding]]:
                 findings_file = self.out_dir / f"findings-{name}-{label}.jsonl"
                 findings_file.unlink(missing_ok=True)
                 cmd = [sys.executable, "-m", "pytest", *args,
                        "--rootdir", str(self.s.project_dir),
                        "--imagegate-settings", str(self.settings_file),
                        "--imagegate-findings", str(findings_file),
-                       "--imagegate-stage", name, "--imagegate-session", self.session,
+                       # one session per pytest run: runs side by side never clean up each other
+                       "--imagegate-stage", name,
+                       "--imagegate-session", f"{self.session}-{name}-{label}",
                        "-q" if self.o.quiet else "-v", "--color=no", "-p", "no:cacheprovider",
                        *self.o.pytest_args]
                 rc, tail = self._stream(cmd, timeout=STAGE_TIMEOUT[name],
-                                        generic=label == "generic")
-                found = _read_findings(findings_file)
+                                        generic=label == "generic", prefix=f"{name}/{label}")
+                return rc, tail, _read_findings(findings_file)
+
+            # the generic checks and the project's own suite side by side (separate pytest runs)
+            with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix=name) as pool:
+                done = list(pool.map(lambda run: one(*run), runs))
+            for (label, _), (rc, tail, found) in zip(runs, done, strict=True):
                 stage.findings.extend(found)
                 self.result.findings.extend(found)
                 if rc in PYTEST_USAGE or (rc != 0 and not found):
@@ -236,10 +265,10 @@ class Gate:
                     stage.message = (f"pytest {PYTEST_USAGE.get(rc, f'exited {rc}')} in the "
                                      f"{name} stage ({label} checks): {tail[-1] if tail else ''}")
                     stage.detail = "\n".join(tail)
-                    return
         return action
 
-    def _stream(self, cmd: list[str], timeout: float, *, generic: bool) -> tuple[int, list[str]]:
+    def _stream(self, cmd: list[str], timeout: float, *, generic: bool,
+                prefix: str = "") -> tuple[int, list[str]]:
         """Run pytest, echoing its lines (unless quiet); return its exit code and output tail.
 
         The settings come from the gate's file, so IMAGEGATE_* variables are not passed on;
@@ -257,7 +286,7 @@ class Gate:
             for line in proc.stdout:
                 line = line.rstrip("\n")
                 tail = [*tail[-40:], line]
-                self._say(f"    {line}")
+                self._say(f"    [{prefix}] {line}" if prefix else f"    {line}")
                 if time.monotonic() > deadline:
                     proc.terminate()  # the plugin turns SIGTERM into an orderly cleanup
                     tail.append(f"stage timed out after {timeout:g}s")

@@ -115,14 +115,15 @@ class StackAttempt:
 def stack_attempt(docker_client: Any, imagegate_settings: Settings, imagegate_session: str,
                   stack_files: list[Path], stack_env: dict[str, str], compose_model: Any,
                   app_image: str) -> Iterator[StackAttempt]:
-    """Bring the session's stack up (``<session>-main``) and keep it up for the session; a stack
+    """Bring the session's stack up (``<session>-main-<x>``) and keep it up for the session; a stack
     that does not get healthy is recorded (and taken down), not raised."""
     s = imagegate_settings
     with contextlib.ExitStack() as exits:
         try:
             overrides = gate_overrides(s, compose_model, app_image)
             running = exits.enter_context(_start(
-                s, imagegate_session, stack_files, stack_env, f"{imagegate_session}-main",
+                s, imagegate_session, stack_files, stack_env,
+                f"{imagegate_session}-main-{uuid.uuid4().hex[:6]}",
                 project_dir=s.project_dir, overrides=overrides, model=compose_model))
         except ImagegateError as exc:
             attempt = StackAttempt(None, exc.message, exc.detail)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import hosts
 from .compose import (  # noqa: F401  (compose_command: re-exported, callers use stack.compose_command)
     Model,
     compose_argv,
@@ -38,6 +39,8 @@ from .engine import cleanup_session, session_labels
 from .errors import CommandFailed, StackNotHealthy, UsageError
 from .proc import run
 
+#: Seconds a stack's containers get to stop when the stack is taken down after its tests.
+TEARDOWN_GRACE = 2
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 PULL_POLICIES = ("missing", "never", "always")
@@ -55,6 +58,9 @@ class Stack:
     session: str
     #: Container port :meth:`url` uses when none is given (the settings' ``web_port``).
     default_port: int = 8000
+    #: Host :meth:`url` names (the ``published_host`` setting); empty: resolved from
+    #: ``DOCKER_HOST`` (:func:`imagegate.hosts.published_host`).
+    published_host: str = ""
     command_timeout: float = 60.0
     #: The user's files resolved (:class:`Model`); loaded on first use unless given.
     model: Model | None = field(default=None, repr=False)
@@ -171,19 +177,26 @@ class Stack:
 
     # -- addressing ------------------------------------------------------------------------------
 
-    def port(self, service: str, container_port: int) -> int:
-        """The 127.0.0.1 host port ``service``'s ``container_port`` is published on (now)."""
+    def binding(self, service: str, container_port: int) -> tuple[str, int]:
+        """(address, port) the engine publishes ``service``'s ``container_port`` on (now), on
+        the engine's host: ``("127.0.0.1", 49153)`` under the gate's override."""
         out = self.compose("port", service, str(container_port)).stdout.strip()
-        port = out.rpartition(":")[2]
+        address, _, port = (out.splitlines() or [""])[0].rpartition(":")
         if not port.isdigit():
             raise StackNotHealthy(f"{service}:{container_port} is not published ({out!r})")
-        return int(port)
+        return address.strip("[]"), int(port)
+
+    def port(self, service: str, container_port: int) -> int:
+        """The host port ``service``'s ``container_port`` is published on (now)."""
+        return self.binding(service, container_port)[1]
 
     def url(self, service: str = "web", path: str = "/", *,
             container_port: int | None = None) -> str:
-        """``http://127.0.0.1:<port><path>``; the port is looked up each time (restarts move it)."""
-        port = self.port(service, container_port or self.default_port)
-        return f"http://127.0.0.1:{port}{path}"
+        """``http://<published host>:<port><path>``; the port is looked up each time (restarts
+        move it). The host is :attr:`published_host` (127.0.0.1 for a local engine); a loopback
+        binding that host cannot reach is a UsageError (see :func:`imagegate.hosts.url`)."""
+        address, port = self.binding(service, container_port or self.default_port)
+        return hosts.url(port, path, host=self.published_host, bound_ip=address)
 
     # -- docker handles --------------------------------------------------------------------------
 
@@ -323,6 +336,7 @@ def running_stack(
     overrides: Sequence[str] = (),
     pull: str = "never",
     model: Model | None = None,
+    published_host: str = "",
 ) -> Iterator[Stack]:
     """Bring a labelled compose project up healthy, yield it, and always take it down.
 
@@ -335,6 +349,8 @@ def running_stack(
     ``pull``: ``never`` uses local images only; ``missing``/``always`` pull the services that
     run an image (not those with ``pull_policy: never``, which the gate's override puts on the
     tested image) before ``up --wait --pull never --no-build``: nothing is ever built here.
+    ``published_host``: where :meth:`Stack.url` reaches published ports (empty: from
+    ``DOCKER_HOST``, else 127.0.0.1).
     Raises :class:`UsageError` for a file compose rejects (including a missing ``${VAR:?}``),
     :class:`StackNotHealthy` if ``up --wait`` fails.
     """
@@ -352,7 +368,8 @@ def running_stack(
         if model is not None and tuple(model.files) != tuple(files):
             model = None  # resolved from other files (e.g. without an overlay): not this project
         stack = Stack(tuple(files), project, Path(project_dir).resolve(), dict(env),
-                      Path(env_file).resolve(), session, default_port=default_port, model=model)
+                      Path(env_file).resolve(), session, default_port=default_port, model=model,
+                      published_host=published_host)
         written = [tmp / "imagegate-labels.yml"]
         written[0].write_text(label_override(stack.load_model(), session_labels(session)))
         for number, text in enumerate(overrides, start=1):
@@ -367,7 +384,9 @@ def running_stack(
         finally:
             # Runs on pass, fail and KeyboardInterrupt alike; each step tolerates the others.
             with contextlib.suppress(Exception):
-                stack.down()
+                # Teardown is not a shutdown test (a shell-form CMD's /bin/sh ignores SIGTERM and
+                # would cost the full grace period): containers get TEARDOWN_GRACE seconds.
+                stack.down(timeout=TEARDOWN_GRACE)
             with contextlib.suppress(Exception):
                 remove_leftovers(stack.cli, session, project)
     finally:

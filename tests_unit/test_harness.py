@@ -82,7 +82,7 @@ def test_settings_file_round_trips_every_setting(tmp_path: Path) -> None:
 def test_repo_settings_load() -> None:
     """This repo's own [tool.imagegate] is valid."""
     s = settings.load(REPO, environ={})
-    assert s.repo == "imagegate/app" and s.stack_tests == ("tests_stack",)
+    assert s.repo == "imagegate/app" and s.image_tests == ("tests_image/test_app_image.py",)
 
 
 # -- wheelhouse and build -------------------------------------------------------------------
