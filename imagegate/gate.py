@@ -23,6 +23,7 @@ from . import settings as settings_mod
 from .engine import client, ensure_engine, new_session_id
 from .errors import BuildFailed, ImagegateError, PushFailed, UsageError
 from .findings import Finding
+from .policy import created_by
 from .proc import run
 from .report import GateResult, StageResult
 from .settings import Settings
@@ -141,7 +142,7 @@ class Gate:
             failing = [f for f in stage.findings if verdict.fails(f, self.s.fail_on)]
             stage.status = "failed" if failing else "passed"
         ok = stage.status in ("passed", "skipped")
-        counts = ", ".join(f"{n} {k}" for k, n in sorted(stage.counts(self.s.fail_on).items()))
+        counts = ", ".join(f"{n} {k}" for k, n in stage.counts(self.s.fail_on).items())
         mark = {"passed": "✓", "skipped": "-"}.get(stage.status, "✗")
         line = f"{mark} {stage.name} {stage.status} in {stage.seconds:.1f}s"
         self._say(line + (f" ({counts})" if counts else ""), force=True)
@@ -211,7 +212,7 @@ class Gate:
             "budget_mb": self.s.size_budget_mb, "layers": len(layers),
             "layer_budget": self.s.layer_budget,
             "top_layers": [
-                {"size": h["Size"], "created_by": h["CreatedBy"][-120:] or "(imported base layer)"}
+                {"size": h["Size"], "created_by": created_by(h, width=100)}
                 for h in top
             ],
         }

@@ -141,7 +141,7 @@ def markdown(result: GateResult) -> str:
                   ""]
     lines += ["| stage | status | time | findings |", "|---|---|---:|---|"]
     for stage in result.stages:
-        counts = ", ".join(f"{n} {k}" for k, n in sorted(stage.counts(result.fail_on).items()))
+        counts = ", ".join(f"{n} {k}" for k, n in stage.counts(result.fail_on).items())
         note = f" — {_cell(stage.message)}" if stage.message and stage.status == "skipped" else ""
         lines.append(f"| {stage.name} | {ICON.get(stage.status, '')} {stage.status}{note} | "
                      f"{stage.seconds:.1f}s | {counts or '—'} |")
@@ -165,9 +165,10 @@ def markdown(result: GateResult) -> str:
 
 
 def _at(f: Finding) -> str:
-    """`` at <where>`` for a list item, or nothing."""
-    return f" at `{_cell(f.where)}`" if f.where and f.check_id != "IG-PROJECT-TEST" else (
-        f" `{_cell(f.name)}`" if f.name else "")
+    """`` at <where>`` for a list item (a project test: its node id), or nothing."""
+    if f.check_id == "IG-PROJECT-TEST":
+        return f" `{_cell(f.name or f.where)}`"
+    return f" at `{_cell(f.where)}`" if f.where else ""
 
 
 def _one_line(text: str) -> str:

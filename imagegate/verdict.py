@@ -95,9 +95,13 @@ def fails(finding: Finding, fail_on: str) -> bool:
             and catalogue.at_least(finding.severity or "error", fail_on))
 
 
+#: The order counts are shown in: what fails first, what passed last.
+TALLY_ORDER = ("failed", "error", "warning", "info", "passed", "skipped")
+
+
 def tally(findings: Iterable[Finding], fail_on: str) -> dict[str, int]:
-    """Counts for a report line: failing (≥ fail_on), each severity of the others, passed,
-    skipped."""
+    """Counts for a report line, in :data:`TALLY_ORDER`: failing (≥ fail_on), each severity of
+    the others, passed, skipped."""
     counts: Counter[str] = Counter()
     for f in findings:
         if f.skipped:
@@ -108,7 +112,7 @@ def tally(findings: Iterable[Finding], fail_on: str) -> dict[str, int]:
             counts["failed"] += 1
         else:
             counts[f.severity or "warning"] += 1
-    return dict(counts)
+    return {key: counts[key] for key in TALLY_ORDER if counts[key]}
 
 
 def by_outcome(findings: Iterable[Finding], fail_on: str) -> Mapping[str, list[Finding]]:
