@@ -109,6 +109,8 @@ _SPECS = [
           "error"),
     _spec("IG-APP-NOT-WRITABLE", "the runtime user cannot write its WORKDIR", "image", "layers",
           "warning"),
+    _spec("IG-CA-BUNDLE", "imagegate's bases trust Debian's CA set plus declared extra_ca_certs "
+          "only", "image", "layers", "warning"),
     # -- one running container of the image --------------------------------------------------------
     _spec("IG-RUN-HEALTHY", "the container stays up and becomes ready (healthy, or answers)",
           "run", "runtime", "error"),

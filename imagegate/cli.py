@@ -56,6 +56,10 @@ def parser() -> argparse.ArgumentParser:
     engine.add_argument("action", choices=["up", "down", "status"])
     prune = sub.add_parser("prune", help="remove leftovers of dead runs (and labelled images)")
     prune.add_argument("--images", action="store_true", help="also remove labelled images")
+    init = sub.add_parser("init", help="write a hardened Docker setup for an existing Flask project")
+    init.add_argument("--project-dir", default=".", metavar="DIR", help="the Flask project")
+    init.add_argument("--force", action="store_true", help="overwrite files that exist")
+    init.add_argument("--dry-run", action="store_true", help="print what would be written, as a diff")
     checks = sub.add_parser("checks", help="list every check: id, stage, severity per profile")
     checks.add_argument("--markdown", action="store_true", help="as the README's Markdown table")
     return p
@@ -143,6 +147,13 @@ def cmd_lint(args: argparse.Namespace) -> int:
     return 1 if failing else 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    """Write the Docker setup (see :mod:`imagegate.init`)."""
+    from . import init
+
+    return init.run(args.project_dir, force=args.force, dry_run=args.dry_run)
+
+
 def cmd_checks(args: argparse.Namespace) -> int:
     """Print the check catalogue."""
     from . import catalogue
@@ -206,7 +217,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"gate": cmd_gate, "lint": cmd_lint, "base": cmd_base, "build": cmd_build,
-            "engine": cmd_engine, "prune": cmd_prune, "checks": cmd_checks}
+            "engine": cmd_engine, "prune": cmd_prune, "checks": cmd_checks,
+            "init": cmd_init}
 
 
 def _indent(text: str) -> str:

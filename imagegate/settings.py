@@ -49,6 +49,9 @@ class Settings:
     #: Hashed locks turned into a wheelhouse in ``<context>/<wheelhouse>`` (hermetic builds).
     locks: tuple[str, ...] = ()
     wheelhouse: str = ".wheels"
+    #: PEM files (project-relative) added to the CA bundle of imagegate's own bases, on top of
+    #: Debian's ca-certificates set: a company proxy's CA, declared, never taken from the host.
+    extra_ca_certs: tuple[str, ...] = ()
     #: auto (BuildKit when there, else classic) | buildkit | classic
     builder: str = "auto"
     #: missing (pull a FROM/service image that is not local, as docker does) | never | always
@@ -74,6 +77,9 @@ class Settings:
     #: A pytest ``-m`` expression the gate's stages use on the project's own suites.
     gate_select: str = ""
     wait_timeout: float = 120.0
+    #: Where published ports are reached: empty means 127.0.0.1 for a local engine, else the
+    #: host of a tcp:// or ssh:// DOCKER_HOST (as pytest-docker's docker_ip).
+    published_host: str = ""
     image: str = ""  # an already built image id/ref: skip the build
     push: str = ""
     report_dir: str = ".imagegate-out"
@@ -140,6 +146,9 @@ HELP = {
              "Dockerfile names)",
     "locks": "hashed lock files turned into a wheelhouse for hermetic builds",
     "wheelhouse": "where the wheelhouse goes, context-relative",
+    "extra_ca_certs": "PEM files added to the bases' CA bundle besides Debian's (e.g. a proxy CA)",
+    "published_host": "host to reach published ports on (default: 127.0.0.1, or DOCKER_HOST's "
+                      "host for a remote engine)",
     "builder": "auto (BuildKit when available), buildkit or classic",
     "pull": "missing (pull absent images, as docker does), never, or always",
     "hermetic": "build with no network (--network none): true or false",
