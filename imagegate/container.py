@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import hosts
 from .engine import session_labels
 from .errors import ImagegateError
 from .proc import StopWaiting, WaitTimeout, wait_until
@@ -45,7 +46,8 @@ class ContainerNotReady(ImagegateError):
 
 @dataclass
 class RunningContainer:
-    """A started container, the loopback URL its web port is published on, and diagnostics."""
+    """A started container, the URL its web port is reached at (see :mod:`imagegate.hosts`),
+    and diagnostics."""
 
     container: Any
     url: str
@@ -226,9 +228,13 @@ def health_budget(container: Any) -> float:
 @contextlib.contextmanager
 def running(
     cli: Any, image: str, session: str, *, env: Mapping[str, str], port: int,
-    command: list[str] | None = None, **options: Any,
+    command: list[str] | None = None, published_host: str | None = None, **options: Any,
 ) -> Iterator[RunningContainer]:
     """Run ``image`` detached, port published on 127.0.0.1 only; remove it however we leave.
+
+    The container's ``url`` names ``published_host`` (the setting's value; ``None``: resolved
+    from ``DOCKER_HOST``, see :func:`imagegate.hosts.published_host`) and the port the engine
+    chose; a loopback binding that host cannot reach is a :class:`~imagegate.errors.UsageError`.
 
     ``options`` are ``containers.run`` keyword arguments (network, read_only, user …). The image
     must be local: it is never pulled. When the engine cannot start the container (``exec:
@@ -257,7 +263,8 @@ def running(
                                   f"{engine_reason(exc)}", detail=str(exc)) from None
         container.reload()
         bindings = container.attrs["NetworkSettings"]["Ports"].get(f"{port}/tcp") or []
-        url = f"http://127.0.0.1:{bindings[0]['HostPort']}" if bindings else ""
+        url = hosts.url(int(bindings[0]["HostPort"]), host=published_host,
+                        bound_ip=bindings[0].get("HostIp", "")) if bindings else ""
         yield RunningContainer(container, url, port)
     finally:
         with contextlib.suppress(Exception):

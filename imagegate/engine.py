@@ -22,10 +22,15 @@ from .proc import WaitTimeout, run, wait_until
 
 #: Every container, network and volume the harness creates carries this label.
 SESSION_LABEL = "imagegate.session"
-#: The PID of the process that owns a session; lets a sweep tell dead sessions from live ones.
+#: The process that owns a session, ``host:pid:start`` (start: the process's start time in clock
+#: ticks since boot, so a reused PID is not mistaken for the owner); lets a sweep tell dead
+#: sessions from live ones. Older labels are ``host:pid``.
 PID_LABEL = "imagegate.pid"
 #: Images the harness makes (bases, app builds) carry this label so a prune can find them.
 IMAGE_LABEL = "imagegate.managed"
+
+#: DOCKER_HOST values that mean the default socket (where a dockerd started here listens).
+DEFAULT_HOSTS = ("unix:///var/run/docker.sock", "unix:///run/docker.sock")
 
 STATE_DIR = Path(os.environ.get("IMAGEGATE_STATE_DIR", Path.home() / ".cache" / "imagegate"))
 PIDFILE = STATE_DIR / "dockerd.pid"
@@ -39,7 +44,10 @@ def new_session_id() -> str:
 
 def session_labels(session: str) -> dict[str, str]:
     """The labels every object of ``session`` carries."""
-    return {SESSION_LABEL: session, PID_LABEL: f"{socket.gethostname()}:{os.getpid()}"}
+    pid = os.getpid()
+    start = _start_time(pid)
+    owner = f"{socket.gethostname()}:{pid}" + (f":{start}" if start is not None else "")
+    return {SESSION_LABEL: session, PID_LABEL: owner}
 
 
 def client(timeout: int = 120) -> Any:
@@ -79,12 +87,14 @@ class EngineStatus:
 def ensure_engine(*, timeout: float = 60, install: bool = True) -> EngineStatus:
     """Return once an engine answers, starting ``dockerd`` (and installing docker.io) if needed.
 
-    Starting needs root and a local socket; with DOCKER_HOST pointing elsewhere we only report.
+    Starting needs root and the default socket; with DOCKER_HOST pointing elsewhere (another
+    socket, tcp://, ssh://) we only report: a dockerd started here would not answer there.
     """
     if engine_answers():
         return EngineStatus(started=False, pid=_recorded_pid(), version=_server_version())
-    if os.environ.get("DOCKER_HOST", "unix://").split("://")[0] not in ("unix", ""):
-        raise EngineUnavailable(f"DOCKER_HOST={os.environ['DOCKER_HOST']} does not answer")
+    docker_host = os.environ.get("DOCKER_HOST", "")
+    if docker_host and docker_host not in DEFAULT_HOSTS:
+        raise EngineUnavailable(f"DOCKER_HOST={docker_host} does not answer")
     if os.geteuid() != 0:
         raise EngineUnavailable(
             "no Docker Engine answers and starting one needs root: "
@@ -155,13 +165,35 @@ def _recorded_pid() -> int | None:
     return pid if _alive(pid) else None
 
 
-def _alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
+def _alive(pid: int, start: int | None = None) -> bool:
+    """True while ``pid`` exists, is not a zombie and (given ``start``) started then."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+    fields = stat.rsplit(")", 1)[-1].split()
+    if fields[0] == "Z":
+        return False
+    return start is None or (len(fields) > 19 and fields[19] == str(start))
+
+
+def _start_time(pid: int) -> int | None:
+    """The start time of ``pid`` (clock ticks after boot, /proc/PID/stat field 22), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def owner_alive(owner: str, host: str | None = None) -> bool | None:
+    """Whether the process an ``imagegate.pid`` label names still runs: None when it cannot be
+    told from here (another host, or no label), else True/False."""
+    owner_host, _, rest = owner.partition(":")
+    pid, _, start = rest.partition(":")
+    if owner_host != (host or socket.gethostname()) or not pid.isdigit():
+        return None
+    return _alive(int(pid), int(start) if start.isdigit() else None)
 
 
 def _server_version() -> str:
@@ -177,12 +209,14 @@ def cleanup_session(session: str, cli: Any | None = None,
     """Remove every container, network and volume labelled with ``session``; return the counts.
 
     ``also`` narrows it with more ``key=value`` labels (e.g. one compose project of the session).
-    Containers first (they hold networks and volumes), each removal tolerant of races.
+    Containers first (they hold networks and volumes), each removal tolerant of races: other
+    runs on the engine create and remove containers all the time, so the listing is sparse (a
+    full listing inspects each container and fails on one removed in between).
     """
     cli = cli or client()
     flt = {"label": [f"{SESSION_LABEL}={session}", *also]}
     removed = {"containers": 0, "networks": 0, "volumes": 0}
-    for ctr in cli.containers.list(all=True, filters=flt):
+    for ctr in cli.containers.list(all=True, filters=flt, sparse=True):
         removed["containers"] += _quietly(lambda c=ctr: c.remove(force=True, v=True))
     for net in cli.networks.list(filters=flt):
         removed["networks"] += _quietly(net.remove)
@@ -192,21 +226,27 @@ def cleanup_session(session: str, cli: Any | None = None,
 
 
 def stale_sessions(cli: Any | None = None) -> set[str]:
-    """Sessions whose owning process on this host is gone (leftovers of killed runs)."""
+    """Sessions whose owning processes on this host are all gone (leftovers of killed runs).
+
+    A session with any object whose owner still runs, or runs on another host (a shared engine:
+    it cannot be told from here), is live: :func:`cleanup_session` on a stale one never
+    removes an object of a run that is still going.
+    """
     cli = cli or client()
     host = socket.gethostname()
-    stale: set[str] = set()
+    dead: set[str] = set()
+    live: set[str] = set()
     objects = [
-        *cli.containers.list(all=True, filters={"label": SESSION_LABEL}),
+        *cli.containers.list(all=True, filters={"label": SESSION_LABEL}, sparse=True),
         *cli.networks.list(filters={"label": SESSION_LABEL}),
         *cli.volumes.list(filters={"label": SESSION_LABEL}),
     ]
     for obj in objects:
         labels = obj.attrs.get("Labels") or obj.attrs.get("Config", {}).get("Labels") or {}
-        owner_host, _, pid = labels.get(PID_LABEL, "").partition(":")
-        if owner_host == host and pid.isdigit() and not _alive(int(pid)):
-            stale.add(labels[SESSION_LABEL])
-    return stale
+        session = labels.get(SESSION_LABEL, "")
+        alive = owner_alive(labels.get(PID_LABEL, ""), host)
+        (dead if alive is False else live).add(session)
+    return dead - live
 
 
 def labelled_objects(session: str | None = None, cli: Any | None = None) -> list[str]:
@@ -214,7 +254,8 @@ def labelled_objects(session: str | None = None, cli: Any | None = None) -> list
     cli = cli or client()
     flt = {"label": f"{SESSION_LABEL}={session}" if session else SESSION_LABEL}
     return [
-        *(f"container:{c.name}" for c in cli.containers.list(all=True, filters=flt)),
+        *(f"container:{c.name}"
+          for c in cli.containers.list(all=True, filters=flt, ignore_removed=True)),
         *(f"network:{n.name}" for n in cli.networks.list(filters=flt)),
         *(f"volume:{v.name}" for v in cli.volumes.list(filters=flt)),
     ]

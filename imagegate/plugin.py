@@ -519,6 +519,7 @@ def app_start(docker_client: Any, app_image: str, imagegate_session: str,
     :class:`~imagegate.container.RunningContainer`, or the ImagegateError that stopped it from
     starting (the engine's reason: ``exec: "gunicorn": executable file not found``)."""
     from .container import running
+    from .hosts import published_host
     from .project import web_port
 
     with contextlib.ExitStack() as exits:
@@ -526,7 +527,8 @@ def app_start(docker_client: Any, app_image: str, imagegate_session: str,
             options = fast_healthcheck(docker_client.images.get(app_image).attrs)
             started: Any = exits.enter_context(running(
                 docker_client, app_image, imagegate_session, env=run_env,
-                port=web_port(imagegate_settings), **options))
+                port=web_port(imagegate_settings),
+                published_host=published_host(imagegate_settings), **options))
         except ImagegateError as exc:
             started = exc
         yield started

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from .errors import ImagegateError, UsageError
+from .hosts import published_host
 from .settings import Settings
 from .stack import Stack, running_stack
 
@@ -92,6 +93,7 @@ def _start(settings: Settings, session: str, files: Sequence[str | os.PathLike[s
         project_dir=options.pop("project_dir", None) or Path(files[0]).resolve().parent,
         wait_timeout=options.pop("wait_timeout", None) or settings.wait_timeout,
         default_port=settings.web_port, pull=options.pop("pull", None) or settings.pull,
+        published_host=published_host(settings),
         **options,
     )
 

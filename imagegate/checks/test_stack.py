@@ -122,9 +122,15 @@ class TestStackHttp:
         __tracebackhide__ = True
         import requests
 
+        from imagegate.proc import wait_until
+
         url = stack_up.url(imagegate_settings.web_service, http_check.path,
                            container_port=imagegate_settings.web_port)
-        resp = requests.get(url, timeout=10)
+        # A service without a healthcheck is "up" once it runs, maybe before it listens: wait
+        # (bounded) for an HTTP answer of any kind, then judge that answer.
+        (resp,) = wait_until(lambda: (requests.get(url, timeout=10),),  # a 4xx Response is falsy
+                             what=f"GET {http_check.path}", timeout=imagegate_settings.wait_timeout,
+                             interval=0.2)
         if http_check.status:
             assert resp.status_code == http_check.status, (
                 f"GET {http_check.path}: expected {http_check.status}, got {resp.status_code}: "
