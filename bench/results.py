@@ -56,6 +56,8 @@ class Results:
     load: dict[str, dict[str, LoadFigures]] = field(default_factory=dict)
     gate: GateTimes | None = None
     gate_note: str = ""
+    #: `imagegate init` images vs the seed's recipe, per sample app.
+    init_sizes: list[Any] = field(default_factory=list)
     #: The gate on the docker-init sample project (zero config), warm.
     sample_gate: GateTimes | None = None
     seconds: float = 0.0
@@ -139,7 +141,10 @@ def verdict(met: bool) -> str:
 
 def render(r: Results) -> str:
     """The whole RESULTS.md."""
-    parts = [_header(r), _targets(r), _sizes(r), _builds(r), _starts(r), _gate(r), _load(r),
+    from .initsizes import table as init_table
+
+    parts = [_header(r), _targets(r), _sizes(r),
+             init_table(r.init_sizes) if r.init_sizes else "", _builds(r), _starts(r), _gate(r), _load(r),
              _notes(r)]
     return "\n".join(p.rstrip() + "\n" for p in parts if p)
 

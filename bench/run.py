@@ -17,7 +17,7 @@ from pathlib import Path
 # Run as a script (`python bench/run.py`): make the repo root importable so `bench` is a package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import builds, gatetime, load, results, sizes, slimbase, startup
+from bench import builds, gatetime, initsizes, load, results, sizes, slimbase, startup
 from bench.common import ROOT, Ctx, remove_bench_images
 from imagegate import pipeline, settings
 from imagegate.engine import (
@@ -77,6 +77,10 @@ def collect(ctx: Ctx, params: results.Params, args: argparse.Namespace) -> resul
     r.sizes = sizes.measure(ctx.cli, variants)
     for row in r.sizes:
         log(f"size {row.variant.title}: {row.size / 1e6:.1f} MB")
+    if not args.quick:
+        from testsupport import standins
+
+        r.init_sizes = initsizes.measure(ctx, standins.ensure_python_slim(log=log))
 
     for v in variants:
         r.builds[v.title] = times = builds.build_times(ctx, v, reps=params.build_reps)
@@ -136,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             r = collect(ctx, params, args)
         finally:
             removed = cleanup_session(session, cli)
-            images = remove_bench_images(cli, keep=set())
+            images = remove_bench_images(cli, keep=set()) + initsizes.remove_images(cli)
             log(f"cleanup: {removed}, {images} superseded images")
     r.seconds = time.monotonic() - started
     args.out.write_text(results.render(r))

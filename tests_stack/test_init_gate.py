@@ -1,0 +1,152 @@
+"""`imagegate init` then `imagegate gate`, on three Flask projects nobody shaped for imagegate.
+
+`init_samples/blog` is the Flask tutorial's flaskr (a factory, SQLite in the instance folder,
+`[project].dependencies` without gunicorn); `init_samples/seed` is the seed's one-module `app.py`
+with a module-level `app`; `init_samples/hitcount` is a factory counting hits in Redis. Each is
+copied to tmp_path and made a git checkout with a remote (as a user's project is: the image's
+revision and source labels come from it), then `imagegate init` and `imagegate gate` run as a user
+runs them, with no edit in between. The gate's profile is `hardened` (written by init); the lock
+is compiled by uv from PyPI (through the proxy); builds have no network.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from stack_helpers import IMAGEGATE, findings, gate, result
+
+from imagegate.container import running
+from imagegate.engine import session_labels
+from imagegate.proc import wait_until
+
+pytestmark = pytest.mark.slow
+
+SAMPLES = Path(__file__).parent / "init_samples"
+
+
+def git(project: Path, *args: str) -> None:
+    """A git command in ``project`` (a throwaway identity: nothing is pushed)."""
+    subprocess.run(["git", "-C", str(project), "-c", "user.name=sample", "-c",
+                    "user.email=sample@example.com", *args], check=True, capture_output=True,
+                   timeout=60)
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Callable[[str], Path]:
+    """``checkout(name)``: a fresh copy of a sample as a git checkout with one commit."""
+    def make(name: str) -> Path:
+        project = tmp_path / name
+        shutil.copytree(SAMPLES / name, project)
+        git(project, "init", "-q", "-b", "main")
+        git(project, "remote", "add", "origin", f"git@github.com:example/{name}.git")
+        git(project, "add", "-A")
+        git(project, "commit", "-q", "-m", "the app, before Docker")
+        return project
+    return make
+
+
+def init(project: Path) -> tuple[subprocess.CompletedProcess[str], float]:
+    """``imagegate init`` in ``project`` as a user runs it (cwd: the project); its seconds."""
+    started = time.monotonic()
+    proc = subprocess.run([IMAGEGATE, "init"], cwd=project, capture_output=True, text=True,
+                          timeout=600, stdin=subprocess.DEVNULL)
+    return proc, time.monotonic() - started
+
+
+def init_then_gate(project: Path) -> tuple[str, dict[str, Any]]:
+    """init, then the gate with no edit between; both must pass. Returns init's output and the
+    gate's result.json."""
+    proc, took = init(project)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "next: run `imagegate gate`"
+    print(f"init {project.name}: {took:.1f}s")
+    started = time.monotonic()
+    gated = gate(project)
+    print(f"gate {project.name}: {time.monotonic() - started:.1f}s")
+    out = project / ".imagegate-out"
+    assert gated.returncode == 0, gated.stdout[-5000:] + gated.stderr[-2000:]
+    data = result(out)
+    assert data["profile"] == "hardened" and data["status"] == "passed"
+    stages = {s["name"]: s["status"] for s in data["stages"]}
+    assert stages == {"preflight": "passed", "lint": "passed", "bases": "passed",
+                      "build": "passed", "image": "passed", "stack": "passed"}, stages
+    assert not findings(out, outcome="failed"), findings(out, outcome="failed")
+    passed = {f["check_id"] for f in findings(out, outcome="passed")}
+    assert {"IG-USER-NUMERIC", "IG-HEALTHCHECK", "IG-LABELS", "IG-CMD-EXEC", "IG-APP-NOT-WRITABLE",
+            "IG-RUN-HEALTHY", "IG-RUN-APP-NOT-WRITABLE", "IG-RUN-NO-BUILD-TOOLS",
+            "IG-RUN-NO-PIP-MODULE", "IG-STACK-HEALTHY", "IG-STACK-HTTP",
+            "IG-STACK-LOOPBACK-ONLY"} <= passed, passed
+    return proc.stdout, data
+
+
+def test_blog_tutorial_factory_with_sqlite(checkout: Callable[[str], Path], docker_client: Any,
+                                           imagegate_session: str,
+                                           leftovers: Callable[[], list[str]]) -> None:
+    """The tutorial's flaskr passes; then its image, run read-only as compose runs it, writes
+    its SQLite database in the instance folder (a volume) and cannot write its own code."""
+    project = checkout("blog")
+    said, _ = init_then_gate(project)
+    assert "app: flaskr:create_app() (an app factory; `flask --app flaskr` finds it)" in said
+    assert "gunicorn: not in pyproject.toml [project].dependencies; added" in said
+    assert "health: GET /hello answers 200" in said
+    assert "instance folder: flaskr writes instance → /var/lib/app/instance" in said
+    assert "`docker compose run --rm web flask --app flaskr init-db`" in said
+    assert leftovers() == []
+
+    labels = session_labels(imagegate_session)
+    volume = docker_client.volumes.create(labels=labels)
+    try:
+        with running(docker_client, "imagegate/flaskr:local", imagegate_session,
+                     env={}, port=8000, read_only=True, tmpfs={"/tmp": ""},
+                     cap_drop=["ALL"], security_opt=["no-new-privileges:true"],
+                     volumes={volume.name: {"bind": "/var/lib/app/instance", "mode": "rw"}},
+                     ) as web:
+            wait_until(lambda: requests.get(f"{web.url}/hello", timeout=2).ok, timeout=60,
+                       what="GET /hello answering 200")
+            code, out = web.container.exec_run(["flask", "--app", "flaskr", "init-db"])
+            assert code == 0, out
+            register = requests.post(f"{web.url}/auth/register", timeout=10,
+                                     data={"username": "ada", "password": "pw"},
+                                     allow_redirects=False)
+            assert register.status_code == 302, register.text[:500]
+            assert requests.get(f"{web.url}/", timeout=10).status_code == 200
+            code, out = web.container.exec_run(["ls", "/var/lib/app/instance"])
+            assert code == 0 and b"flaskr.sqlite" in out, out
+            code, out = web.container.exec_run(
+                ["python3", "-c", "open('/srv/app/flaskr/hacked.py', 'w')"])
+            assert code != 0 and b"Read-only file system" in out, out
+    finally:
+        volume.remove(force=True)
+
+
+def test_seed_single_module(checkout: Callable[[str], Path],
+                            leftovers: Callable[[], list[str]]) -> None:
+    """The seed's app.py (module-level `app`, /healthz) passes."""
+    said, data = init_then_gate(checkout("seed"))
+    assert "app: app:app (a module-level Flask instance; `flask --app app.py` finds it)" in said
+    assert "health: GET /healthz answers 200" in said
+    assert "services: none" in said
+    assert data["image"]["size"] < 80e6
+    assert leftovers() == []
+
+
+def test_factory_with_redis(checkout: Callable[[str], Path],
+                            leftovers: Callable[[], list[str]]) -> None:
+    """The Redis counter passes with the Redis service init added; its /health (200 only with
+    Redis up) is what the gate's stack check asked for."""
+    project = checkout("hitcount")
+    said, _ = init_then_gate(project)
+    assert "service: redis (requirements.txt names redis) → compose service `redis` on " \
+           "imagegate/redis:7-bookworm, REDIS_URL=redis://redis:6379/0" in said
+    assert "python: 3.11 (.python-version 3.11)" in said
+    http = [f for f in findings(project / ".imagegate-out", outcome="passed")
+            if f["check_id"] == "IG-STACK-HTTP"]
+    assert http and "/health" in str(http), http
+    assert leftovers() == []
