@@ -4,10 +4,16 @@ Each recipe names root packages; their runtime dependency closure is resolved wi
 fetched with ``apt-get download``, unpacked with ``dpkg-deb -x`` into one root filesystem, trimmed
 (docs, locales, tests), given a passwd/group and CA bundle, and ``docker import``-ed. The image is
 labelled with a digest of the exact package set, so a second run with the same packages is a no-op.
+
+The CA bundle is never the build host's (which may hold a TLS-intercepting proxy's CA): it is
+Debian's ``ca-certificates`` set, concatenated from the .deb as update-ca-certificates would, plus
+only the PEM files the project declares in ``extra_ca_certs``.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
 import hashlib
 import io
 import json
@@ -16,20 +22,27 @@ import re
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .engine import IMAGE_LABEL, STATE_DIR, client
-from .errors import BaseImageError, CommandFailed
+from .errors import BaseImageError, CommandFailed, UsageError
 from .proc import run
 
 #: Bump when the way a rootfs is assembled changes, so cached images are rebuilt.
-RECIPE_REVISION = "6"
+RECIPE_REVISION = "7"
 DIGEST_LABEL = "imagegate.base.digest"
 KIND_LABEL = "imagegate.base"
+#: The version of Debian's ca-certificates whose set the base's CA bundle holds.
+CA_LABEL = "imagegate.base.ca-certificates"
 DEB_CACHE = STATE_DIR / "debs"
+CA_PACKAGE = "ca-certificates"
+CA_BUNDLE = "etc/ssl/certs/ca-certificates.crt"
+#: Where the .deb keeps the Mozilla set, one PEM file per CA.
+CA_DIR = "usr/share/ca-certificates/mozilla"
+PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]*?)-----END CERTIFICATE-----")
 
 #: Installation machinery, never needed at run time: resolution stops here.
 NOT_RUNTIME = {
@@ -152,16 +165,41 @@ def resolve(roots: tuple[str, ...], extra: tuple[str, ...] = ()) -> dict[str, st
     Follows Depends and Pre-Depends (first alternative), stops at installation machinery. The
     answer only changes when apt's package lists do, so it is cached against their mtime.
     """
-    lists = Path("/var/lib/apt/lists")
-    stamp = max((f.stat().st_mtime_ns for f in lists.glob("*Packages*")), default=0)
+    stamp = _lists_stamp()
     key = hashlib.sha256(f"{RECIPE_REVISION}|{roots}|{extra}|{stamp}".encode()).hexdigest()[:16]
     cache = STATE_DIR / "resolve" / f"{key}.json"
     if stamp and cache.is_file():
         return dict(json.loads(cache.read_text()))
     found = _resolve(roots, extra)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(found))
+    _write_atomic(cache, json.dumps(found))
     return found
+
+
+def ca_version() -> str:
+    """apt's candidate version of ca-certificates, cached like :func:`resolve` (apt-cache takes
+    seconds on a busy machine, and every gate asks)."""
+    stamp = _lists_stamp()
+    cache = STATE_DIR / "resolve" / f"{CA_PACKAGE}-{stamp}.txt"
+    if stamp and cache.is_file():
+        return cache.read_text().strip()
+    version = _versions([CA_PACKAGE])[CA_PACKAGE]
+    _write_atomic(cache, version)
+    return version
+
+
+def _lists_stamp() -> int:
+    """When apt's package lists last changed (0 when there are none)."""
+    lists = Path("/var/lib/apt/lists")
+    return max((f.stat().st_mtime_ns for f in lists.glob("*Packages*")), default=0)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write a cache file so a gate running beside this one never reads it half written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
+                                     delete=False) as tmp:
+        tmp.write(text)
+    os.replace(tmp.name, path)
 
 
 def _resolve(roots: tuple[str, ...], extra: tuple[str, ...]) -> dict[str, str]:
@@ -197,38 +235,51 @@ def _resolve(roots: tuple[str, ...], extra: tuple[str, ...]) -> dict[str, str]:
     return _versions(sorted(seen))
 
 
-def package_digest(recipe: Recipe, packages: dict[str, str]) -> str:
-    """A digest of everything that decides the image: recipe, revision and exact package versions."""
+def package_digest(recipe: Recipe, packages: dict[str, str], trust: str = "") -> str:
+    """A digest of everything that decides the image: recipe, revision, exact package versions
+    and the CA bundle's inputs (``trust``: see :meth:`Trust.key`)."""
     h = hashlib.sha256()
     h.update(f"{RECIPE_REVISION}\n{recipe.kind}\n{recipe.ref}\n".encode())
     h.update("\n".join(recipe.changes).encode())
     for name, version in sorted(packages.items()):
         h.update(f"{name}={version}\n".encode())
+    h.update(trust.encode())
     return h.hexdigest()[:16]
 
 
-def ensure_base(recipe: Recipe, *, force: bool = False, log: Callable[[str], None] = print) -> BaseResult:
-    """Make ``recipe``'s image unless one with the same package digest already exists."""
+def ensure_base(recipe: Recipe, *, force: bool = False, log: Callable[[str], None] = print,
+                extra_ca: Sequence[Path] = ()) -> BaseResult:
+    """Make ``recipe``'s image unless one with the same digest already exists.
+
+    ``extra_ca`` (``settings.extra_ca_certs``, resolved to paths) are PEM files whose
+    certificates join Debian's set in the CA bundle; the digest covers them and the
+    ca-certificates version, so a changed extra or a new Debian set rebuilds the base.
+    """
     cli = client()
+    extras = load_extra_ca(extra_ca)  # a missing or unparsable file fails before any work
     packages = resolve(recipe.roots, tuple(recipe.partial))
-    digest = package_digest(recipe, packages)
+    trust = Trust(ca_version(), extras)
+    digest = package_digest(recipe, packages, trust.key())
     existing = local_image(cli, recipe.ref)
     if existing is not None and not force:
         if (existing.labels or {}).get(DIGEST_LABEL) == digest:
             return BaseResult(recipe.ref, existing.id, digest, len(packages), False,
                               int(existing.attrs.get("Size", 0)))
-        log(f"{recipe.ref}: package set changed, rebuilding")
+        log(f"{recipe.ref}: packages or CA bundle inputs changed, rebuilding")
     log(f"{recipe.ref}: {len(packages)} Debian packages → rootfs")
     debs = download(packages, log=log)
+    bundle = trust.bundle(debian_ca_certs(trust.debian_version, log=log))
+    log(f"{recipe.ref}: CA bundle of {bundle.count(b'BEGIN CERTIFICATE')} certificates "
+        f"({CA_PACKAGE} {trust.debian_version}, {len(extras)} extra file(s))")
     with tempfile.TemporaryDirectory(prefix=f"imagegate-{recipe.kind}-") as tmp:
         rootfs = Path(tmp) / "rootfs"
         rootfs.mkdir()
         for name, deb in sorted(debs.items()):
             _unpack(deb, rootfs, recipe.partial.get(name))
-        _common_finish(rootfs, recipe)
+        _common_finish(rootfs, recipe, bundle)
         recipe.finish(rootfs, recipe)
         _write_dpkg_status(rootfs, {n: d for n, d in debs.items() if n not in recipe.partial})
-        image_id = _import(cli, rootfs, recipe, digest)
+        image_id = _import(cli, rootfs, recipe, digest, {CA_LABEL: trust.debian_version})
     image = cli.images.get(image_id)
     size = int(image.attrs.get("Size", 0))
     log(f"{recipe.ref}: {image_id[7:19]} {size / 1e6:.1f} MB")
@@ -301,8 +352,9 @@ def _unpack(deb: Path, rootfs: Path, only: tuple[str, ...] | None) -> None:
             shutil.copy2(Path(tmp) / rel, rootfs / rel)
 
 
-def _common_finish(rootfs: Path, recipe: Recipe) -> None:
-    """Users, name service, CA bundle, /tmp, and the trimming every image gets."""
+def _common_finish(rootfs: Path, recipe: Recipe, ca_bundle: bytes) -> None:
+    """Users, name service, the CA bundle (never the host's), /tmp, and the trimming every
+    image gets."""
     for rel in PRUNE:
         shutil.rmtree(rootfs / rel, ignore_errors=True)
     etc = rootfs / "etc"
@@ -315,10 +367,10 @@ def _common_finish(rootfs: Path, recipe: Recipe) -> None:
     (etc / "passwd").write_text("\n".join(passwd) + "\n")
     (etc / "group").write_text("\n".join(group) + "\n")
     (etc / "nsswitch.conf").write_text("passwd: files\ngroup: files\nhosts: files dns\n")
-    certs = Path("/etc/ssl/certs/ca-certificates.crt")
-    if certs.exists():
-        (etc / "ssl/certs").mkdir(parents=True, exist_ok=True)
-        shutil.copy2(certs, etc / "ssl/certs/ca-certificates.crt")
+    bundle = rootfs / CA_BUNDLE
+    bundle.parent.mkdir(parents=True, exist_ok=True)
+    bundle.write_bytes(ca_bundle)
+    bundle.chmod(0o644)
     for rel, mode in (("tmp", 0o1777), ("root", 0o700), ("var/tmp", 0o1777)):
         (rootfs / rel).mkdir(parents=True, exist_ok=True)
         (rootfs / rel).chmod(mode)
@@ -379,7 +431,8 @@ def _write_dpkg_status(rootfs: Path, debs: dict[str, Path]) -> None:
     status.write_text("\n".join(entries))
 
 
-def _import(cli: Any, rootfs: Path, recipe: Recipe, digest: str) -> str:
+def _import(cli: Any, rootfs: Path, recipe: Recipe, digest: str,
+            extra_labels: Mapping[str, str] = {}) -> str:
     """Tar the rootfs (numeric root ownership) and ``docker import`` it with config and labels."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -389,6 +442,7 @@ def _import(cli: Any, rootfs: Path, recipe: Recipe, digest: str) -> str:
         IMAGE_LABEL: "true", KIND_LABEL: recipe.kind, DIGEST_LABEL: digest,
         "org.opencontainers.image.title": recipe.ref,
         "org.opencontainers.image.description": f"{recipe.kind} base made from Debian packages",
+        **extra_labels,
     }
     changes = [*recipe.changes, *(f'LABEL {k}="{v}"' for k, v in labels.items())]
     resp = cli.api.import_image_from_data(
@@ -415,3 +469,164 @@ def local_image(cli: Any, ref: str) -> Any | None:
         return cli.images.get(ref)
     except docker.errors.ImageNotFound:
         return None
+
+
+# -- the CA bundle: Debian's set plus the declared extras, never the host's ------------------------
+
+
+@dataclass(frozen=True)
+class ExtraCa:
+    """One ``extra_ca_certs`` file: the path as given and the certificates (DER) found in it."""
+
+    path: str
+    certs: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What a base's CA bundle is made of: a version of Debian's ca-certificates, plus extras."""
+
+    debian_version: str
+    extras: tuple[ExtraCa, ...] = ()
+
+    def key(self) -> str:
+        """The bundle's inputs for :func:`package_digest`: the Debian version and each extra
+        certificate's fingerprint (the file's other bytes, comments or keys, do not count)."""
+        lines = [f"{CA_PACKAGE}={self.debian_version}"]
+        lines += [f"extra {fingerprint(der)}" for extra in self.extras for der in extra.certs]
+        return "\n".join(lines) + "\n"
+
+    def bundle(self, debian: Sequence[tuple[str, bytes]]) -> bytes:
+        """Debian's files concatenated as update-ca-certificates does (each ends in a newline),
+        then each extra certificate re-encoded as PEM: only certificates leave the user's files."""
+        out = bytearray()
+        for _, text in debian:
+            out += text if text.endswith(b"\n") else text + b"\n"
+        for extra in self.extras:
+            for der in extra.certs:
+                out += to_pem(der)
+        return bytes(out)
+
+
+def load_extra_ca(paths: Sequence[Path]) -> tuple[ExtraCa, ...]:
+    """Read each ``extra_ca_certs`` file; a missing one, or one holding no certificate that
+    parses, is a one-line :class:`UsageError` naming it."""
+    out = []
+    for path in paths:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"extra_ca_certs: {path}: cannot read it ({exc.strerror})") from None
+        try:
+            certs = tuple(pem_certs(data))
+            for der in certs:
+                cert_subject(der)  # parses, or raises
+        except ValueError as exc:
+            raise UsageError(f"extra_ca_certs: {path}: not a PEM certificate ({exc})") from None
+        if not certs:
+            raise UsageError(f"extra_ca_certs: {path}: no PEM certificate in it "
+                             "(expected -----BEGIN CERTIFICATE----- blocks)")
+        out.append(ExtraCa(str(path), certs))
+    return tuple(out)
+
+
+def debian_ca_certs(version: str = "", *, log: Callable[[str], None] = print,
+                    ) -> tuple[tuple[str, bytes], ...]:
+    """Debian's CA set as ``(file name, PEM bytes)`` in the order update-ca-certificates
+    concatenates them (its config lists them sorted, C locale), from the ``ca-certificates``
+    .deb of ``version`` (apt's candidate when empty), fetched into the .deb cache if missing."""
+    version = version or ca_version()
+    return _deb_ca_files(download({CA_PACKAGE: version}, log=log)[CA_PACKAGE])
+
+
+@functools.lru_cache(maxsize=4)
+def _deb_ca_files(deb: Path) -> tuple[tuple[str, bytes], ...]:
+    """The ``mozilla/*.crt`` files of a ca-certificates .deb, sorted by name (bytewise)."""
+    with tempfile.TemporaryDirectory(prefix="imagegate-ca-") as tmp:
+        run(["dpkg-deb", "-x", str(deb), tmp], timeout=120)
+        files = sorted((Path(tmp) / CA_DIR).glob("*.crt"), key=lambda p: p.name.encode())
+        found = tuple((f"mozilla/{f.name}", f.read_bytes()) for f in files)
+    if not found:
+        raise BaseImageError(f"{deb.name} has no {CA_DIR}/*.crt: not Debian's ca-certificates")
+    return found
+
+
+def pem_certs(data: bytes) -> list[bytes]:
+    """The DER bytes of each ``-----BEGIN CERTIFICATE-----`` block in ``data``, in order;
+    ValueError when a block is not base64."""
+    return [base64.b64decode(b"".join(body.split()), validate=True)
+            for body in PEM_CERT.findall(data)]
+
+
+def to_pem(der: bytes) -> bytes:
+    """One certificate as PEM, 64 base64 characters a line."""
+    text = base64.b64encode(der)
+    lines = [text[i:i + 64] for i in range(0, len(text), 64)]
+    return b"-----BEGIN CERTIFICATE-----\n" + b"\n".join(lines) + b"\n-----END CERTIFICATE-----\n"
+
+
+def fingerprint(der: bytes) -> str:
+    """``sha256:<hex>`` of a certificate's DER bytes (what ``openssl x509 -fingerprint
+    -sha256`` prints, without the colons)."""
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+#: Attribute names of the DN parts CAs use (DER-encoded OIDs).
+_DN_NAMES = {
+    bytes.fromhex("550403"): "CN", bytes.fromhex("55040a"): "O", bytes.fromhex("55040b"): "OU",
+    bytes.fromhex("550406"): "C", bytes.fromhex("550407"): "L", bytes.fromhex("550408"): "ST",
+    bytes.fromhex("550405"): "serialNumber", bytes.fromhex("550461"): "organizationIdentifier",
+    bytes.fromhex("2a864886f70d010901"): "emailAddress",
+}
+_DN_CODECS = {0x1E: "utf-16-be", 0x1C: "utf-32-be", 0x14: "latin-1"}  # BMP, Universal, T61
+
+
+def cert_subject(der: bytes) -> str:
+    """A certificate's subject as ``C=US, O=Example, CN=Example Root`` (DER order), read with a
+    minimal DER walk (no crypto library here); ValueError when ``der`` is not a certificate."""
+    try:
+        cert = _der_children(der, *_der_at(der, 0)[1:])
+        fields = _der_children(der, *cert[0][1:])  # tbsCertificate
+        if fields[0][0] == 0xA0:  # [0] version
+            fields = fields[1:]
+        tag, start, end = fields[4]  # serial, signature, issuer, validity, subject
+        if tag != 0x30:
+            raise ValueError("subject is not a SEQUENCE")
+        parts = []
+        for _, rdn_start, rdn_end in _der_children(der, start, end):
+            for _, atv_start, atv_end in _der_children(der, rdn_start, rdn_end):
+                (_, o_start, o_end), (v_tag, v_start, v_end) = _der_children(
+                    der, atv_start, atv_end)[:2]
+                oid = der[o_start:o_end]
+                name = _DN_NAMES.get(oid, "OID." + oid.hex())
+                value = der[v_start:v_end].decode(_DN_CODECS.get(v_tag, "utf-8"),
+                                                  errors="replace")
+                parts.append(f"{name}={value}")
+    except (IndexError, ValueError) as exc:
+        raise ValueError(f"not an X.509 certificate: {exc}") from None
+    return ", ".join(parts)
+
+
+def _der_at(data: bytes, pos: int) -> tuple[int, int, int]:
+    """``(tag, value start, value end)`` of the DER element at ``pos``."""
+    tag, length = data[pos], data[pos + 1]
+    pos += 2
+    if length & 0x80:
+        count = length & 0x7F
+        if not 0 < count <= 4:
+            raise ValueError("bad DER length")
+        length = int.from_bytes(data[pos:pos + count], "big")
+        pos += count
+    if pos + length > len(data):
+        raise ValueError("truncated DER")
+    return tag, pos, pos + length
+
+
+def _der_children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
+    """The DER elements inside ``data[start:end]``."""
+    out = []
+    while start < end:
+        element = _der_at(data, start)
+        out.append(element)
+        start = element[2]
+    return out

@@ -50,6 +50,8 @@ def parser() -> argparse.ArgumentParser:
     base = sub.add_parser("base", help="make the local base images from Debian packages")
     base.add_argument("kind", nargs="?", default="all", choices=["all", "python", "redis"])
     base.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    base.add_argument("--project-dir", default=".", metavar="DIR",
+                      help="the project whose extra_ca_certs the bases' CA bundle gets")
     build = sub.add_parser("build", help="wheelhouse + hermetic build, tagged <repo>:local")
     project_flags(build)
     engine = sub.add_parser("engine", help="start/stop a local Docker Engine")
@@ -168,8 +170,10 @@ def cmd_base(args: argparse.Namespace) -> int:
     from .engine import ensure_engine
 
     ensure_engine()
+    s = settings_mod.load(args.project_dir)  # its extra_ca_certs go into the bundle
+    extra_ca = tuple(s.path(p) for p in s.extra_ca_certs)
     for recipe in base.recipes(args.kind):
-        result = base.ensure_base(recipe, force=args.force)
+        result = base.ensure_base(recipe, force=args.force, extra_ca=extra_ca)
         state = "built" if result.built else "up to date"
         print(f"{result.ref}: {state} ({result.packages} packages, {result.size / 1e6:.1f} MB, "
               f"digest {result.digest})")

@@ -21,7 +21,7 @@ from typing import Any
 from . import build, pipeline, report, verdict
 from . import settings as settings_mod
 from .engine import client, ensure_engine, new_session_id
-from .errors import BuildFailed, ImagegateError, PushFailed, UsageError
+from .errors import BuildFailed, ImagegateError, UsageError
 from .findings import Finding
 from .policy import created_by
 from .proc import run
@@ -299,22 +299,13 @@ class Gate:
             raise
 
     def _push(self, stage: StageResult) -> None:
-        """Tag the tested image as REGISTRY/REPO:TAG and push it; record the registry digest."""
-        ref = self.o.push
-        repo, _, tag = ref.rpartition(":")
-        if not repo or "/" in tag:
-            repo, tag = ref, "latest"
-        image = self.cli.images.get(self.image_id)
-        image.tag(repo, tag)
-        digest = ""
-        for chunk in self.cli.api.push(repo, tag=tag, stream=True, decode=True):
-            if "error" in chunk:
-                raise PushFailed(f"push {ref}: {chunk['error']}")
-            digest = (chunk.get("aux") or {}).get("Digest", digest)
-        if not digest:
-            raise PushFailed(f"push {ref}: the registry returned no digest")
-        self.result.pushed = {"ref": f"{repo}:{tag}", "digest": digest}
-        self._say(f"pushed {repo}:{tag}@{digest}")
+        """Push the tested image (credentials, retries, digest pulled back: :mod:`.push`);
+        record ``ref@digest``."""
+        from .push import push
+
+        pushed = push(self.cli, self.image_id, self.o.push, log=self._say)
+        self.result.pushed = {"ref": pushed.ref, "digest": pushed.digest}
+        self._say(f"pushed {pushed.pinned}", force=True)
 
 
 def _read_findings(path: Path) -> list[Finding]:
@@ -326,10 +317,10 @@ def _read_findings(path: Path) -> list[Finding]:
 
 
 def check_push_ref(ref: str) -> None:
-    """A push target must name a registry host: REGISTRY/REPO[:TAG]."""
-    host = ref.split("/", 1)[0]
-    if "/" not in ref or (not any(c in host for c in ".:") and host != "localhost"):
-        raise UsageError(f"--push {ref}: expected REGISTRY/REPO:TAG, e.g. 127.0.0.1:5000/app:1.0")
+    """A push target must name a registry host: REGISTRY/REPO[:TAG] (a UsageError if not)."""
+    from .push import parse_ref
+
+    parse_ref(ref)
 
 
 def lint_only(settings: Settings) -> list[Finding]:

@@ -22,6 +22,7 @@ def ensure_bases(settings: Settings, *, force: bool = False, log: Log = print) -
 
     ``settings.bases`` names them; when it is empty, they are the local bases (imagegate/python,
     imagegate/redis) the Dockerfile's FROM lines name — a project FROM python:3.11-slim makes none.
+    Their CA bundle gets ``settings.extra_ca_certs`` besides Debian's set.
     """
     kinds = settings.bases
     named: set[str] = set()
@@ -32,6 +33,7 @@ def ensure_bases(settings: Settings, *, force: bool = False, log: Log = print) -
         named = {ref.removeprefix("docker.io/")
                  for ref in from_images(dockerfile.read_text(), build_args(settings))}
     refs: dict[str, str] = {}
+    extra_ca = tuple(settings.path(p) for p in settings.extra_ca_certs)
     for recipe in base.recipes("all"):
         if named and recipe.ref not in named:
             continue
@@ -39,7 +41,7 @@ def ensure_bases(settings: Settings, *, force: bool = False, log: Log = print) -
             continue
         if settings.bases and recipe.kind == "python" and settings.python_image:
             continue  # the user brings their own Python base (e.g. python:3.12-slim)
-        result = base.ensure_base(recipe, force=force, log=log)
+        result = base.ensure_base(recipe, force=force, log=log, extra_ca=extra_ca)
         refs[recipe.kind] = result.ref
         log(f"base {result.ref}: {'built' if result.built else 'up to date'} "
             f"({result.packages} packages, {result.size / 1e6:.1f} MB)")

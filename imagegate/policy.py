@@ -28,7 +28,8 @@ Check = Callable[["ImageFacts", Settings], "Finding | list[Finding]"]
 #: id → check function; the first docstring line is the check's description.
 CHECKS: dict[str, Check] = {}
 
-TEXT_FILES = ("/etc/passwd", "/etc/group")
+#: Kept whole: the user tables, and the CA bundle (≈220 KB) IG-CA-BUNDLE reads.
+TEXT_FILES = ("/etc/passwd", "/etc/group", "/etc/ssl/certs/ca-certificates.crt")
 PEEK_LIMIT = 64 * 1024  # key files are a few KB; bigger files are not read
 KEY_SUFFIXES = (".pem", ".key")
 KEY_NAMES = {"id_rsa", "id_dsa", "id_ecdsa", "id_ed25519"}
@@ -782,3 +783,67 @@ def _short(text: str, width: int = 40) -> str:
     """``text`` on one line, cut to ``width`` characters."""
     one = " ".join(text.split())
     return one if len(one) <= width else one[: width - 1] + "…"
+
+
+# --- IG-CA-BUNDLE: the CAs an image on imagegate's bases trusts ----------------------------------
+
+CA_BUNDLE_PATH = "/etc/ssl/certs/ca-certificates.crt"  # in TEXT_FILES: kept whole
+
+
+@check("IG-CA-BUNDLE")
+def ca_bundle(facts: ImageFacts, settings: Settings) -> Finding:
+    """An image on imagegate's bases trusts Debian's CA set plus the declared extra_ca_certs only."""
+    from . import base
+    from .errors import ImagegateError
+
+    cid, where = "IG-CA-BUNDLE", CA_BUNDLE_PATH
+    labels = facts.config.get("Labels") or {}
+    if not labels.get(base.KIND_LABEL):
+        # A stock base's bundle is its distribution's (and a company base's is its owner's).
+        return Finding(cid, True, "not built on an imagegate base: its CA bundle is its base's",
+                       where, skipped="not built on an imagegate base (no imagegate.base label)")
+    version = str(labels.get(base.CA_LABEL) or "")
+    if not version:
+        return Finding(cid, False, f"its imagegate base has no {base.CA_LABEL} label: made by an "
+                       "older imagegate that copied the build host's CA bundle (rebuild it with "
+                       "`imagegate base --force`)", where)
+    info = facts.files.get(CA_BUNDLE_PATH)
+    if info is None:
+        return Finding(cid, True, "no CA bundle: the image trusts no CA", where)
+    if info.type not in ("file", "hardlink") or info.content is None:
+        return Finding(cid, False, f"{CA_BUNDLE_PATH} is a {info.type}, not the bundle file "
+                       "(expected the file the base wrote)", where)
+    try:
+        debian = {base.fingerprint(der) for _, pem in base.debian_ca_certs(version, log=_quiet)
+                  for der in base.pem_certs(pem)}
+        extras = base.load_extra_ca([settings.path(p) for p in settings.extra_ca_certs])
+        found = base.pem_certs(info.content)
+    except (ImagegateError, ValueError) as exc:
+        text = exc.message if isinstance(exc, ImagegateError) else str(exc)
+        return Finding(cid, False, f"cannot compare the bundle with Debian's set: {text}", where)
+    declared = {base.fingerprint(der) for extra in extras for der in extra.certs}
+    stray = [der for der in dict.fromkeys(found)
+             if base.fingerprint(der) not in debian | declared]
+    if stray:
+        named = [f'"{_subject(der)}" {base.fingerprint(der)}' for der in stray]
+        more = f" (+{len(named) - SHOWN} more)" if len(named) > SHOWN else ""
+        return Finding(cid, False, f"expected only Debian's {base.CA_PACKAGE} {version} set plus "
+                       f"extra_ca_certs, found {len(stray)} other CA(s): "
+                       + "; ".join(named[:SHOWN]) + more, where, detail="\n".join(named))
+    extra = sum(1 for der in found if base.fingerprint(der) in declared - debian)
+    return Finding(cid, True, f"{len(found)} CAs: Debian's {base.CA_PACKAGE} {version} set"
+                   + (f" plus {extra} declared extra" if extra else "") + ", nothing else", where)
+
+
+def _subject(der: bytes) -> str:
+    """A certificate's subject, or why it has none readable."""
+    from . import base
+
+    try:
+        return base.cert_subject(der)
+    except ValueError as exc:
+        return f"unreadable certificate: {exc}"
+
+
+def _quiet(line: str) -> None:
+    """A log that says nothing (the checks print nothing)."""

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 import shutil
+import socket
 import subprocess
+import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +87,163 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.wait(timeout=20)
 
 
+@dataclass(frozen=True)
+class SecureRegistry:
+    """A registry that wants TLS and a login, as users' registries do (see ``secure_registry``)."""
+
+    host: str  # 127.0.0.1:PORT
+    user: str
+    password: str = field(repr=False)
+    ca: Path  # signed the registry's certificate; the engine gets it via certs.d
+    cert: Path  # the registry's certificate (IP:127.0.0.1) and key, for a proxy in front of it
+    key: Path
+
+    def env(self, password: str | None = None) -> dict[str, str]:
+        """IMAGEGATE_REGISTRY_USER/PASSWORD for a gate (``password``: a wrong one instead)."""
+        return {"IMAGEGATE_REGISTRY_USER": self.user,
+                "IMAGEGATE_REGISTRY_PASSWORD": self.password if password is None else password}
+
+    def auth(self) -> dict[str, str]:
+        """The SDK's ``auth_config`` for pulls the tests make themselves."""
+        return {"username": self.user, "password": self.password}
+
+    def api(self, path: str, method: str = "GET", **headers: str) -> requests.Response:
+        """A registry API call over TLS checked against the test CA, logged in."""
+        return requests.request(method, f"https://{self.host}/v2/{path}", timeout=10,
+                                auth=(self.user, self.password), verify=str(self.ca),
+                                headers=headers)
+
+    def tags(self, repo: str) -> list[str]:
+        """The tags the registry holds for ``repo`` (none when it never heard of it)."""
+        answer = self.api(f"{repo}/tags/list")
+        if answer.status_code == 404:
+            return []
+        answer.raise_for_status()
+        return list(answer.json().get("tags") or [])
+
+    def digest(self, repo: str, tag: str) -> str:
+        """The manifest digest the registry serves for ``repo:tag`` (asked over HTTPS, not
+        through the engine)."""
+        answer = self.api(f"{repo}/manifests/{tag}", "HEAD", Accept=", ".join([
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.oci.image.manifest.v1+json"]))
+        answer.raise_for_status()
+        return answer.headers["Docker-Content-Digest"]
+
+
+def free_port() -> int:
+    """A 127.0.0.1 port nothing listens on (at the time of asking)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def engine_trusts(host: str, ca: Path) -> Iterator[Path]:
+    """``/etc/docker/certs.d/HOST/ca.crt`` for the duration, as `docker login` docs have users do
+    for a private CA; removed after (and certs.d itself when this made it)."""
+    certs_d = Path("/etc/docker/certs.d")
+    made_root = not certs_d.exists()
+    folder = certs_d / host
+    try:
+        folder.mkdir(parents=True, exist_ok=True)  # a killed run may have left it
+        shutil.copyfile(ca, folder / "ca.crt")
+    except OSError as exc:
+        pytest.fail(f"cannot write {folder} (the engine's per-registry CAs): {exc}",
+                    pytrace=False)
+    try:
+        yield folder / "ca.crt"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        if made_root:
+            with contextlib.suppress(OSError):
+                certs_d.rmdir()
+
+
+def make_tls(where: Path) -> tuple[Path, Path, Path]:
+    """(CA certificate, server certificate for IP 127.0.0.1, its key), made by the openssl CLI."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=where, check=True, capture_output=True, timeout=60)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+            "-subj", "/CN=imagegate test registry CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (where / "server.ext").write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                                      "extendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "server.ext")
+    return where / "ca.crt", where / "server.crt", where / "server.key"
+
+
+def bcrypt_htpasswd(user: str, password: str) -> str:
+    """An htpasswd line with a bcrypt hash (all distribution accepts): Python's crypt module
+    (libxcrypt's bcrypt; Python ≤ 3.12), else `htpasswd -iB` from apache2-utils, the password
+    on its stdin (never in argv). Cost 4, the least: the registry checks it on every request,
+    and at the default cost 12 that is a quarter second each on a busy machine."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import crypt
+        hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
+        if hashed and hashed.startswith("$2"):
+            return f"{user}:{hashed}"
+    except ImportError:
+        pass
+    htpasswd = shutil.which("htpasswd")
+    if htpasswd is None:
+        pytest.fail("no bcrypt here: apt-get install apache2-utils (htpasswd)", pytrace=False)
+    return subprocess.run([htpasswd, "-niB", "-C", "4", user], input=password, capture_output=True,
+                          text=True, check=True, timeout=30).stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def secure_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureRegistry]:
+    """Debian's docker-registry on an ephemeral 127.0.0.1 port wanting TLS (a CA and certificate
+    made here) and an htpasswd (bcrypt) login; stopped by PID afterwards.
+
+    The engine is given the CA as a real setup would (``/etc/docker/certs.d/HOST/ca.crt``), but
+    it neither verifies TLS for 127.0.0.0/8 (a default insecure-registry range) nor reads certs.d
+    for registries it does not verify: TLS and the login are exercised for real here, the
+    engine's certificate check is not (this fixture's own readiness probe does check it).
+    """
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        pytest.fail("docker-registry is not installed (apt-get install docker-registry)",
+                    pytrace=False)
+    root = tmp_path_factory.mktemp("secure-registry")
+    ca, cert, key = make_tls(root)
+    user, password = "gate", f"ig-pw-{secrets.token_hex(12)}"
+    (root / "htpasswd").write_text(bcrypt_htpasswd(user, password) + "\n")
+    host = f"127.0.0.1:{free_port()}"
+    config = root / "config.yml"
+    config.write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n"
+        f"http:\n  addr: {host}\n  tls:\n    certificate: {cert}\n    key: {key}\n"
+        f"auth:\n  htpasswd:\n    realm: imagegate-test\n    path: {root}/htpasswd\n"
+        "log:\n  level: warn\n")
+    registry = SecureRegistry(host, user, password, ca, cert, key)
+    with engine_trusts(host, ca), open(root / "registry.log", "wb") as log:
+        proc = subprocess.Popen([binary, "serve", str(config)], stdout=log,
+                                stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: registry.api("").ok, timeout=20, what="TLS registry answering")
+            yield registry
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+
+
+@pytest.fixture
+def trust_in_engine(secure_registry: SecureRegistry) -> Iterator[Callable[[str], Path]]:
+    """``trust_in_engine(host)``: the test registry's CA in certs.d for another host (a proxy in
+    front of the registry) until the test ends."""
+    with contextlib.ExitStack() as stack:
+        yield lambda host: stack.enter_context(engine_trusts(host, secure_registry.ca))
+
+
 @pytest.fixture
 def leftovers(docker_client: Any) -> Callable[[], list[str]]:
     """Labelled objects left by sessions whose process has ended since the test started.
@@ -96,3 +258,12 @@ def leftovers(docker_client: Any) -> Callable[[], list[str]]:
                       for obj in labelled_objects(session, docker_client))
 
     return left
+
+
+@pytest.fixture
+def own_fault_stack(stack_factory: Any, stack_files: list[Path]) -> Stack:
+    """A stack of its own for one fault test: the main compose file plus variants/faults.yml,
+    up and healthy when the test starts whatever the test before it broke, and taken down
+    after it (``stack_factory``: the tested image, ports on 127.0.0.1)."""
+    started: Stack = stack_factory([*stack_files, VARIANTS / "faults.yml"])
+    return started
