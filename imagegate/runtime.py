@@ -424,7 +424,8 @@ def _run_python(container: Any, interpreter: str, *args: str) -> tuple[int, str]
     if isinstance(result, Skip):
         return result
     rc, out = result
-    return _missing(interpreter, rc, out) or (rc, out)
+    missing = _missing(interpreter, rc, out)
+    return missing if missing is not None else (rc, out)
 
 
 def _missing(program: str, rc: int, out: str) -> Skip | None:
