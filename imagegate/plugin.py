@@ -111,14 +111,19 @@ class Readiness:
     seconds: float = 0.0
     message: str = ""
     detail: str = ""
+    #: Container start → end of its first passing healthcheck (engine clock), read the moment it
+    #: turned healthy: the engine keeps only the last 5 probes, and the gate probes every 0.5 s.
+    to_healthy: float | None = None
 
     @classmethod
     def wait(cls, ctr: Any, *, path: str, expect_2xx: bool, timeout: float) -> Readiness:
         """Wait for ``ctr`` (HEALTHCHECK, else the health probe); a failure is recorded."""
         try:
-            return cls(True, float(ctr.wait_ready(path, expect_2xx=expect_2xx, timeout=timeout)))
+            seconds = float(ctr.wait_ready(path, expect_2xx=expect_2xx, timeout=timeout))
         except ImagegateError as exc:
             return cls(False, message=exc.message, detail=exc.detail)
+        return cls(True, seconds, to_healthy=ctr.seconds_to_healthy()
+                   if ctr.has_healthcheck() else None)
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -1,4 +1,8 @@
-"""Faults on a running stack: Redis going away and back, SIGTERM mid-request, a crash."""
+"""Faults on a running stack: Redis going away and back, SIGTERM mid-request, a crash.
+
+Each test brings its own stack (``own_fault_stack``: fresh, healthy, ready) and so its own
+preconditions: no test relies on what the one before it stopped, restarted or crashed.
+"""
 
 from __future__ import annotations
 
@@ -17,16 +21,23 @@ from imagegate.stack import Stack
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 
+def _ready(stack: Stack) -> None:
+    """The precondition of every fault test: web answers /readyz 200 (Redis reachable)."""
+    __tracebackhide__ = True
+    assert status_of(stack.url("web", "/readyz")) == 200, "the stack is not ready to break"
+
+
 def _state(stack: Stack, service: str) -> dict[str, Any]:
     """The container's State plus its RestartCount, freshly read."""
     attrs = stack.container(service).attrs
     return {**attrs["State"], "RestartCount": attrs["RestartCount"]}
 
 
-def test_redis_outage_and_recovery(fault_stack: Stack) -> None:
+def test_redis_outage_and_recovery(own_fault_stack: Stack) -> None:
     """Redis stopped: /readyz 503, /healthz 200. Back: ready again, web never restarted, and
     the counter kept its value (append-only file on the named volume)."""
-    stack = fault_stack
+    stack = own_fault_stack
+    _ready(stack)
     before = get(stack.url("web", "/hits")).json()["hits"]
     web = _state(stack, "web")
     stack.stop("redis")
@@ -43,10 +54,11 @@ def test_redis_outage_and_recovery(fault_stack: Stack) -> None:
     assert get(stack.url("web", "/hits")).json()["hits"] == before + 1
 
 
-def test_sigterm_lets_inflight_request_finish(fault_stack: Stack) -> None:
+def test_sigterm_lets_inflight_request_finish(own_fault_stack: Stack) -> None:
     """`docker stop` (SIGTERM) mid-request: the 3 s request still gets its 200, and web exits 0
     well inside the 10 s before Docker would SIGKILL."""
-    stack = fault_stack
+    stack = own_fault_stack
+    _ready(stack)
     slow_url = stack.url("web", "/_fault/slow?seconds=3")
     result: dict[str, Any] = {}
 
@@ -66,20 +78,17 @@ def test_sigterm_lets_inflight_request_finish(fault_stack: Stack) -> None:
     stop_seconds = time.monotonic() - started
     worker.join(timeout=20)
     state = _state(stack, "web")
-    try:
-        assert result == {"status": 200}, result
-        assert state["ExitCode"] == 0, state
-        assert stop_seconds < 10, f"docker stop took {stop_seconds:.1f}s"
-    finally:
-        stack.start("web")
-        wait_until(lambda: status_of(stack.url("web", "/readyz")) == 200, timeout=30,
-                   what="web back after the stop")
+    assert not worker.is_alive(), "the slow request never returned"
+    assert result == {"status": 200}, result
+    assert state["ExitCode"] == 0, state
+    assert stop_seconds < 10, f"docker stop took {stop_seconds:.1f}s"
 
 
-def test_crashed_web_comes_back(fault_stack: Stack) -> None:
+def test_crashed_web_comes_back(own_fault_stack: Stack) -> None:
     """web's main process SIGKILLed from the host (a crash, not `docker kill`): the restart
     policy starts it again and it answers."""
-    stack = fault_stack
+    stack = own_fault_stack
+    _ready(stack)
     before = _state(stack, "web")
     stack.crash("web")
 

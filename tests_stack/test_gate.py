@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import requests
-from stack_helpers import gate, junit_cases
+from stack_helpers import findings, gate, junit_cases, result
 
 pytestmark = pytest.mark.slow
 
@@ -66,7 +66,8 @@ def test_gate_violation_pushes_nothing(sample: Path, registry: str,
     assert failed and all("IG-SIZE-BUDGET" in c for c in failed), failed
     result = json.loads((sample / "out" / "result.json").read_text())
     statuses = {s["name"]: s["status"] for s in result["stages"]}
-    assert statuses["image"] == "failed" and statuses["stack"] == "skipped"
+    # the stack stage runs beside the image stage (both need only the image); push never runs
+    assert statuses["image"] == "failed" and statuses["stack"] in ("passed", "skipped")
     assert statuses["push"] == "skipped" and not result["pushed"]
     summary = (sample / "out" / "summary.md").read_text()
     assert "FAILED" in summary and "IG-SIZE-BUDGET" in summary
@@ -90,8 +91,6 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], None], int, str]] = [
                                            "web_port = 5000\nweb_prot = 1"), 2, "web_prot"),
     ("does-not-build", lambda p: _edit(p / "Dockerfile", "COPY sample/",
                                        "RUN exit 3\nCOPY sample/"), 1, "build failed"),
-    ("never-healthy", lambda p: _edit(p / "compose.yml", "5000/health', timeout=2)",
-                                      "5000/nope', timeout=2)"), 1, "stack"),
 ]
 
 
@@ -106,4 +105,30 @@ def test_gate_bad_input(sample: Path, mutate: Callable[[Path], None], rc: int, s
     assert proc.returncode == rc, out[-3000:]
     assert says in out, out[-3000:]
     assert "Traceback" not in out, out[-3000:]
+    assert leftovers() == []
+
+
+def test_gate_never_healthy_fails_IG_STACK_HEALTHY(sample: Path,
+                                                  leftovers: Callable[[], list[str]]) -> None:
+    """A service that runs but is never healthy fails the gate through IG-STACK-HEALTHY itself
+    (not a fixture error, not any stack failure): exit 1, that one finding failed naming the
+    service and its health, the checks that need the running stack skipped naming it, and the
+    image stage green (the image is fine; its stack is not)."""
+    _edit(sample / "compose.yml", "5000/health', timeout=2)", "5000/nope', timeout=2)")
+    proc = gate(sample, "--quiet")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+    failed = findings(sample / "out", outcome="failed")
+    assert [f["check_id"] for f in failed] == ["IG-STACK-HEALTHY"], failed
+    assert failed[0]["stage"] == "stack" and failed[0]["severity"] == "error"
+    assert failed[0]["message"].startswith("compose.yml: service app (running, unhealthy) did "
+                                           "not come up"), failed[0]["message"]
+    needs_stack = [f for f in findings(sample / "out")
+                   if f["check_id"] in ("IG-STACK-WEB-NONROOT", "IG-STACK-HTTP")]
+    assert needs_stack and all(f["skipped"] and "see IG-STACK-HEALTHY" in f["message"]
+                               for f in needs_stack), needs_stack
+    stages = {s["name"]: s["status"] for s in result(sample / "out")["stages"]}
+    assert (stages["image"], stages["stack"]) == ("passed", "failed"), stages
+    assert "IG-STACK-HEALTHY" in proc.stdout
     assert leftovers() == []

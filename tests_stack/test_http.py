@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from stack_helpers import get, status_of
 
+from imagegate.plugin_stack import StackFactory
 from imagegate.proc import wait_until
-from imagegate.stack import Stack
 
 pytestmark = pytest.mark.stack
 
@@ -44,11 +44,15 @@ def test_hits_increment(stack_url: str) -> None:
     assert second == first + 1
 
 
-def test_hits_survive_web_restart(stack: Stack, stack_url: str) -> None:
-    """The counter lives in Redis: restarting web keeps it (and web answers again)."""
-    before = get(stack_url + "/hits").json()["hits"]
+def test_hits_survive_web_restart(stack_factory: StackFactory) -> None:
+    """The counter lives in Redis: restarting web keeps it (and web answers again). On a stack
+    of its own: the session's stack is shared by every other test and is never restarted."""
+    stack = stack_factory()
+    before = get(stack.url("web", "/hits")).json()["hits"]
+    started = stack.container("web").attrs["State"]["StartedAt"]
     stack.restart("web")
     wait_until(lambda: status_of(stack.url("web", "/readyz")) == 200, timeout=30,
                what="web ready after restart")
     after = get(stack.url("web", "/hits")).json()["hits"]
     assert after == before + 1
+    assert stack.container("web").attrs["State"]["StartedAt"] != started, "web was not restarted"

@@ -126,28 +126,36 @@ def test_real_gunicorn_refuses_bad_config(extra: dict[str, str], named: str) -> 
 
 
 @pytest.fixture
-def free_port() -> int:
-    """A port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def listener() -> Iterator[socket.socket]:
+    """A listening socket on an ephemeral 127.0.0.1 port, held open for the whole test and
+    handed to gunicorn (``--bind fd://N``): no window in which another process can take the
+    port between choosing it and gunicorn using it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield sock
 
 
 @pytest.fixture
-def server(free_port: int) -> Iterator[tuple[subprocess.Popen[str], list[str], str]]:
-    """A real gunicorn (1 worker, fault routes on); yields (process, log lines, base URL)."""
+def server(listener: socket.socket) -> Iterator[tuple[subprocess.Popen[str], list[str], str]]:
+    """A real gunicorn (1 worker, fault routes on) serving on ``listener``; yields (process,
+    log lines, base URL). The log reader thread is joined before the fixture ends."""
+    fd = listener.fileno()
     env = gunicorn_env(APP_ENV="production", SECRET_KEY=PROD_SECRET, APP_FAULT_ROUTES="1",
-                       PORT=str(free_port), WEB_CONCURRENCY="1")  # fmt: skip
-    proc = subprocess.Popen([str(GUNICORN), "-c", str(CONF)], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+                       WEB_CONCURRENCY="1")  # fmt: skip
+    proc = subprocess.Popen([str(GUNICORN), "-c", str(CONF), "--bind", f"fd://{fd}"], cwd=ROOT,
+                            env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            pass_fds=(fd,))  # fmt: skip
     lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True).start()
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
+    reader.start()
     try:
-        yield proc, lines, f"http://127.0.0.1:{free_port}"
+        yield proc, lines, f"http://127.0.0.1:{listener.getsockname()[1]}"
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=10)
+        reader.join(timeout=10)
 
 
 def get(url: str, timeout: float = 5) -> tuple[int, dict[str, Any]]:
@@ -163,10 +171,26 @@ def test_serves_and_sigterm_finishes_in_flight_request(
     proc, lines, base = server
     assert wait_until(lambda: get(f"{base}/healthz", 1), 20, "/healthz") == (200, {"status": "ok"})
     slow: list[tuple[int, dict[str, Any]]] = []
-    threading.Thread(target=lambda: slow.append(get(f"{base}/_fault/slow?seconds=1")),
-                     daemon=True).start()  # fmt: skip
+    client = threading.Thread(target=lambda: slow.append(get(f"{base}/_fault/slow?seconds=1")),
+                              daemon=True)  # fmt: skip
+    client.start()
     wait_until(lambda: any("slow request sleeping" in line for line in lines), 10, "slow request")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=15) == 0, "".join(lines)
+    client.join(timeout=10)  # the response may still be in flight when the master has exited
+    assert not client.is_alive(), "the slow request never returned"
     assert slow == [(200, {"status": "ok", "slept": 1.0})]
     assert not any("Traceback" in line for line in lines), "".join(lines)
+
+
+def test_serves_on_the_socket_it_was_given(
+    server: tuple[subprocess.Popen[str], list[str], str], listener: socket.socket,
+) -> None:
+    """gunicorn serves on the inherited socket (fd://), not on a port of its own: the port the
+    test holds is the one that answers."""
+    _proc, lines, base = server
+    assert wait_until(lambda: get(f"{base}/healthz", 1), 20, "/healthz")[0] == 200
+    port = listener.getsockname()[1]
+    assert base == f"http://127.0.0.1:{port}"
+    assert any(f"Listening at: http://127.0.0.1:{port} " in line for line in lines), "".join(lines)
+    assert not any("0.0.0.0" in line for line in lines), "".join(lines)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -205,9 +204,10 @@ def test_report_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (["lint", "--dockerfile", "Nope.dockerfile"], 2, "Nope.dockerfile"),
 ])
 def test_cli_usage_errors_are_one_line(argv: list[str], rc: int, says: str,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+                                       capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Bad input: exit 2 and one line on stderr naming the problem, no traceback."""
-    os.chdir(REPO)
+    monkeypatch.chdir(REPO)  # undone after the test: no other test runs in REPO by accident
     assert main(argv) == rc
     err = capsys.readouterr().err
     assert says in err and "Traceback" not in err
@@ -252,3 +252,21 @@ def test_plugin_option_validation(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--imagegate-size-budget-mb", "-3")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--imagegate-size-budget-mb*must be positive*"])
+
+
+def test_IG_PROJECT_TEST_fails_when_a_project_test_fails(pytester: pytest.Pytester) -> None:
+    """A project's own test that fails is an IG-PROJECT-TEST failure (an error, whatever the
+    profile) carrying the test's own assertion message and node id; one that passes is a pass."""
+    pytester.makefile(".toml", pyproject='[tool.imagegate]\nweb_port = 8000\n')
+    pytester.makepyfile(test_own="def test_greeting():\n"
+                                 "    assert 'Hello' == 'Howdy', 'the greeting changed'\n\n"
+                                 "def test_fine():\n    assert True\n")
+    out = pytester.path / "findings.jsonl"
+    result = pytester.runpytest("-p", "no:randomly", f"--imagegate-findings={out}")
+    result.assert_outcomes(passed=1, failed=1)
+    found = {f["name"].rsplit("::", 1)[1]: f for f in map(json.loads, out.read_text().splitlines())}
+    bad, good = found["test_greeting"], found["test_fine"]
+    assert (bad["check_id"], bad["ok"], bad["severity"]) == ("IG-PROJECT-TEST", False, "error")
+    assert bad["message"].startswith("the greeting changed"), bad["message"]
+    assert bad["where"] == "test_own.py:1"
+    assert (good["check_id"], good["ok"]) == ("IG-PROJECT-TEST", True)

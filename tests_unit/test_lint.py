@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +15,7 @@ from imagegate.errors import UsageError
 from imagegate.findings import Finding
 from imagegate.lint import LINT_CHECKS, assignments, extra_checks, lint, parse
 
+pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
 CONFIG = ROOT / ".hadolint.yaml"
@@ -22,7 +26,7 @@ CMD_LINE = 'CMD ["gunicorn", "--config", "/srv/app/app/gunicorn.conf.py", "app.w
 HEALTH_START = "HEALTHCHECK --interval"
 
 
-def replace(old: str, new: str):
+def replace(old: str, new: str) -> Callable[[str], str]:
     """A mutation that swaps one exact piece of the real Dockerfile (which must be there once)."""
     def mutate(text: str) -> str:
         assert text.count(old) == 1, f"mutation anchor {old!r} not unique in the Dockerfile"
@@ -37,7 +41,7 @@ def drop_healthcheck(text: str) -> str:
     return "".join(lines[:start] + lines[start + 2:])
 
 
-def after_workdir(extra: str):
+def after_workdir(extra: str) -> Callable[[str], str]:
     """A mutation inserting ``extra`` right after the final stage's WORKDIR."""
     return replace("WORKDIR /srv/app\n", f"WORKDIR /srv/app\n{extra}")
 
@@ -67,54 +71,91 @@ def test_real_dockerfile_has_no_findings() -> None:
     assert lint(DOCKERFILE, config=CONFIG) == []
 
 
+def mutation(name: str, ids: set[str], mutate: Callable[[str], str], at: str,
+             says: str = "") -> Any:
+    """One mutation of the real Dockerfile: exactly ``ids`` fail, at the line starting with
+    ``at``; the first id's message says ``says``. Its test id starts with that first id."""
+    first = sorted(ids, key=lambda i: (not i.startswith("IG-"), i))[0]
+    return pytest.param(first, ids, mutate, at, says, id=f"{first}-{name}")
+
+
 MUTATIONS = [
-    # (ids expected to fail, mutation, the line they point at starts with)
-    ({"IG-LINT-USER-MISSING"}, replace(USER_LINE, ""), "FROM ${PYTHON_IMAGE}\n"),
-    ({"IG-LINT-USER-ROOT", "DL3002"}, replace(USER_LINE, "USER root\n"), "USER root"),
-    ({"IG-LINT-USER-ROOT", "DL3002"}, replace(USER_LINE, "USER 0:0\n"), "USER 0:0"),
-    ({"IG-LINT-USER-ROOT", "DL3002"}, replace(USER_LINE, "USER root:0\n"), "USER root:0"),
+    mutation("no-user", {"IG-LINT-USER-MISSING"}, replace(USER_LINE, ""),
+             "FROM ${PYTHON_IMAGE}\n", "final stage sets no USER: it runs as root by inheritance"),
+    mutation("named-root", {"IG-LINT-USER-ROOT", "DL3002"}, replace(USER_LINE, "USER root\n"),
+             "USER root", "last USER is 'root', i.e. root (expected a non-root UID)"),
+    mutation("uid-0", {"IG-LINT-USER-ROOT", "DL3002"}, replace(USER_LINE, "USER 0:0\n"),
+             "USER 0:0", "last USER is '0:0', i.e. root"),
+    mutation("root-group-0", {"IG-LINT-USER-ROOT", "DL3002"},
+             replace(USER_LINE, "USER root:0\n"), "USER root:0", "last USER is 'root:0'"),
     # hadolint does not expand variables: only our check sees this root
-    ({"IG-LINT-USER-ROOT"}, replace(USER_LINE, "ARG RUN_AS=0\nUSER ${RUN_AS}\n"), "USER ${RUN_AS}"),
-    ({"IG-LINT-SECRET", "DL3064"}, after_workdir("ENV DB_PASSWORD=hunter2\n"), "ENV DB_PASSWORD"),
-    ({"IG-LINT-SECRET", "DL3064"}, after_workdir("ENV DB_PASSWORD hunter2\n"), "ENV DB_PASSWORD"),
-    ({"IG-LINT-SECRET", "DL3064"},
-     replace("ARG VERSION=dev\n", "ARG VERSION=dev\nARG API_TOKEN=abc\n"), "ARG API_TOKEN"),
+    mutation("root-from-arg", {"IG-LINT-USER-ROOT"},
+             replace(USER_LINE, "ARG RUN_AS=0\nUSER ${RUN_AS}\n"), "USER ${RUN_AS}",
+             "last USER is '0', i.e. root"),
+    mutation("env-password", {"IG-LINT-SECRET", "DL3064"},
+             after_workdir("ENV DB_PASSWORD=hunter2\n"), "ENV DB_PASSWORD",
+             "ENV DB_PASSWORD looks secret and has a literal value: it is stored in the image "
+             "history"),
+    mutation("env-password-legacy", {"IG-LINT-SECRET", "DL3064"},
+             after_workdir("ENV DB_PASSWORD hunter2\n"), "ENV DB_PASSWORD",
+             "ENV DB_PASSWORD looks secret and has a literal value"),
+    mutation("arg-token", {"IG-LINT-SECRET", "DL3064"},
+             replace("ARG VERSION=dev\n", "ARG VERSION=dev\nARG API_TOKEN=abc\n"),
+             "ARG API_TOKEN", "ARG API_TOKEN looks secret and has a literal value"),
     # a credential-shaped value under an innocent name: hadolint's DL3064 looks at names only
-    ({"IG-LINT-SECRET"},
-     after_workdir("ENV GH=ghp_0123456789abcdefghijABCDEFGHIJ012345\n"), "ENV GH="),
-    ({"IG-LINT-ADD-URL"}, after_workdir("ADD https://example.com/x.tgz /x\n"), "ADD https"),
-    ({"IG-LINT-CMD-SHELL", "DL3025"},
-     replace(CMD_LINE, "CMD gunicorn --config /srv/app/app/gunicorn.conf.py app.wsgi:app\n"),
-     "CMD gunicorn"),
-    ({"IG-LINT-HEALTHCHECK-MISSING"}, drop_healthcheck, "FROM ${PYTHON_IMAGE}\n"),
-    ({"IG-LINT-HEALTHCHECK-MISSING"},
-     lambda t: replace(CMD_LINE, CMD_LINE + "HEALTHCHECK NONE\n")(drop_healthcheck(t)),
-     "HEALTHCHECK NONE"),
-    ({"IG-LINT-BUILDKIT-SYNTAX"}, lambda t: "# syntax=docker/dockerfile:1\n" + t, "# syntax"),
+    mutation("github-token-value", {"IG-LINT-SECRET"},
+             after_workdir("ENV GH=ghp_0123456789abcdefghijABCDEFGHIJ012345\n"), "ENV GH=",
+             "ENV GH holds a GitHub token"),
+    mutation("url", {"IG-LINT-ADD-URL"}, after_workdir("ADD https://example.com/x.tgz /x\n"),
+             "ADD https", "ADD downloads https://example.com/x.tgz unverified at build time"),
+    mutation("shell-form-cmd", {"IG-LINT-CMD-SHELL", "DL3025"},
+             replace(CMD_LINE, "CMD gunicorn --config /srv/app/app/gunicorn.conf.py "
+                               "app.wsgi:app\n"),
+             "CMD gunicorn", "CMD is in shell form (gunicorn --config /srv/app/app/gunicorn…): "
+                             "/bin/sh becomes PID 1"),
+    mutation("none", {"IG-LINT-HEALTHCHECK-MISSING"}, drop_healthcheck, "FROM ${PYTHON_IMAGE}\n",
+             "final stage has no HEALTHCHECK (expected HEALTHCHECK CMD"),
+    mutation("disabled", {"IG-LINT-HEALTHCHECK-MISSING"},
+             lambda t: replace(CMD_LINE, CMD_LINE + "HEALTHCHECK NONE\n")(drop_healthcheck(t)),
+             "HEALTHCHECK NONE", "final stage has HEALTHCHECK NONE"),
+    mutation("syntax-directive", {"IG-LINT-BUILDKIT-SYNTAX"},
+             lambda t: "# syntax=docker/dockerfile:1\n" + t, "# syntax",
+             "'# syntax=docker/dockerfile:1' selects a BuildKit frontend"),
     # hadolint also dislikes the pip cache the mount keeps (DL3042) and the unpinned x (DL3013)
-    ({"IG-LINT-BUILDKIT-SYNTAX", "DL3042", "DL3013"},
-     replace("WORKDIR /build\n",
-             "WORKDIR /build\nRUN --mount=type=cache,target=/root/.cache pip install x\n"),
-     "RUN --mount"),
-    ({"IG-LINT-BUILDKIT-SYNTAX"},
-     replace("COPY --from=builder /srv/app /srv/app\n",
-             "COPY --link --from=builder /srv/app /srv/app\n"), "COPY --link"),
-    ({"IG-LINT-BUILDKIT-SYNTAX"},
-     replace("COPY app/ /srv/app/app/\n", "COPY --chmod=0444 app/ /srv/app/app/\n"),
-     "COPY --chmod"),
-    ({"IG-LINT-BUILDKIT-SYNTAX"},
-     # (the blank line after EOF: hadolint 2.15 cannot parse a heredoc without one, DL1000)
-     replace("WORKDIR /build\n", "WORKDIR /build\nRUN <<EOF\nset -eux\necho hi\nEOF\n\n"),
-     "RUN <<EOF"),
-    ({"DL3007"}, replace(FINAL_FROM, "FROM python:latest\nCOPY"), "FROM python:latest"),
-    ({"DL3026"}, replace(FINAL_FROM, "FROM quay.io/acme/python:3.11\nCOPY"), "FROM quay.io"),
+    mutation("run-mount", {"IG-LINT-BUILDKIT-SYNTAX", "DL3042", "DL3013"},
+             replace("WORKDIR /build\n",
+                     "WORKDIR /build\nRUN --mount=type=cache,target=/root/.cache pip install x\n"),
+             "RUN --mount", "RUN --mount needs BuildKit; the classic builder fails on it"),
+    mutation("copy-link", {"IG-LINT-BUILDKIT-SYNTAX"},
+             replace("COPY --from=builder /srv/app /srv/app\n",
+                     "COPY --link --from=builder /srv/app /srv/app\n"), "COPY --link",
+             "COPY --link needs BuildKit"),
+    mutation("copy-chmod", {"IG-LINT-BUILDKIT-SYNTAX"},
+             replace("COPY app/ /srv/app/app/\n", "COPY --chmod=0444 app/ /srv/app/app/\n"),
+             "COPY --chmod", "COPY --chmod needs BuildKit"),
+    mutation("heredoc", {"IG-LINT-BUILDKIT-SYNTAX"},
+             # (the blank line after EOF: hadolint 2.15 cannot parse a heredoc without one, DL1000)
+             replace("WORKDIR /build\n", "WORKDIR /build\nRUN <<EOF\nset -eux\necho hi\nEOF\n\n"),
+             "RUN <<EOF", "RUN heredoc <<EOF needs BuildKit"),
+    # hadolint's own rules: one DL (Dockerfile) and one SC (ShellCheck) rule shown failing
+    mutation("latest-tag", {"DL3007"}, replace(FINAL_FROM, "FROM python:latest\nCOPY"),
+             "FROM python:latest", "warning: Using latest is prone to errors"),
+    mutation("untrusted-registry", {"DL3026"},
+             replace(FINAL_FROM, "FROM quay.io/acme/python:3.11\nCOPY"), "FROM quay.io",
+             "error: Use only an allowed registry in the FROM image"),
+    mutation("loop-over-ls", {"SC2045"},
+             replace("WORKDIR /build\n",
+                     'WORKDIR /build\nRUN for f in $(ls /build); do echo "$f"; done\n'),
+             "RUN for f", "error: Iterating over ls output is fragile. Use globs."),
 ]
 
 
-@pytest.mark.parametrize(("ids", "mutate", "at"), MUTATIONS,
-                         ids=[f"{'+'.join(sorted(m[0]))}:{m[2].strip()}" for m in MUTATIONS])
-def test_mutation_fails_exactly_its_check(tmp_path: Path, ids: set[str], mutate, at: str) -> None:
-    """Each mutation of the real Dockerfile fails exactly the expected ids, at the right line."""
+@pytest.mark.parametrize(("check_id", "ids", "mutate", "at", "says"), MUTATIONS)
+def test_mutation_fails_exactly_its_check(tmp_path: Path, check_id: str, ids: set[str],
+                                          mutate: Callable[[str], str], at: str,
+                                          says: str) -> None:
+    """Each mutation of the real Dockerfile fails exactly the expected ids, at the right line,
+    and the check it is named for says why."""
     text = mutate(REAL)
     found = failed(lint_text(tmp_path, text))
     assert {f.check_id for f in found} == ids, [str(f) for f in found]
@@ -122,11 +163,13 @@ def test_mutation_fails_exactly_its_check(tmp_path: Path, ids: set[str], mutate,
     for f in found:
         assert f.where == f"Dockerfile:{line}", str(f)
         assert f.message and "\n" not in f.message
+    named = [f for f in found if f.check_id == check_id]
+    assert named and all(says in f.message for f in named), [f.message for f in named]
 
 
 def test_every_extra_check_is_described() -> None:
-    """The lint ids used by the mutations are all in the LINT_CHECKS registry."""
-    used = {i for ids, _, _ in MUTATIONS for i in ids if i.startswith("IG-")}
+    """Every lint id of the catalogue (but hadolint's own run) has a mutation that fails it."""
+    used = {i for p in MUTATIONS for i in p.values[1] if i.startswith("IG-")}
     assert used == set(LINT_CHECKS)
 
 
@@ -246,3 +289,54 @@ def test_secret_pointer_and_reference_are_not_secrets() -> None:
         'CMD ["python3"]\n'
     )
     assert extra_checks(text, "Dockerfile") == []
+
+
+# -- IG-LINT-HADOLINT: the generic check run as the gate runs it, with hadolint unable to judge ----
+
+
+def run_generic_lint(pytester: pytest.Pytester, hadolint_yaml: str | None) -> dict[str, Any]:
+    """The gate's generic lint check ``test_hadolint`` on a copy of the real Dockerfile (its
+    own isolated ini, as ``imagegate gate`` runs it, in this process); its finding."""
+    from imagegate.gate import GENERIC_INI
+
+    project = pytester.path
+    (project / "pyproject.toml").write_text('[tool.imagegate]\nweb_port = 8000\n')
+    (project / "Dockerfile").write_text(REAL)
+    if hadolint_yaml is not None:
+        (project / ".hadolint.yaml").write_text(hadolint_yaml)
+    out = project / "findings.jsonl"
+    checks = Path(GENERIC_INI).parents[1] / "checks"
+    result = pytester.runpytest(
+        "--pyargs", "imagegate.checks.test_lint", "-k", "test_hadolint", "-c", str(GENERIC_INI),
+        "--confcutdir", str(checks), "--rootdir", str(project), "-p", "no:randomly",
+        "--imagegate-project-dir", str(project), f"--imagegate-findings={out}")
+    result.assert_outcomes(failed=1)
+    found = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [f["check_id"] for f in found] == ["IG-LINT-HADOLINT"], found
+    return found[0]
+
+
+def test_IG_LINT_HADOLINT_fails_on_an_unknown_threshold(pytester: pytest.Pytester) -> None:
+    """``failure-threshold: warn`` (for warning) would make every rule pass: IG-LINT-HADOLINT
+    fails instead, naming the config file and the bad level."""
+    found = run_generic_lint(pytester, "failure-threshold: warn\n")
+    assert (found["ok"], found["severity"], found["stage"]) == (False, "error", "lint")
+    assert found["message"].startswith("hadolint could not run: ")
+    assert "failure-threshold 'warn' is not a hadolint level" in found["message"]
+
+
+def test_IG_LINT_HADOLINT_fails_on_empty_output(pytester: pytest.Pytester,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """hadolint that prints nothing (crashed, a wrong binary) is not "no findings": the
+    check fails saying so."""
+    import subprocess
+
+    from imagegate import lint as lint_mod
+
+    monkeypatch.setattr(lint_mod, "run", lambda argv, **kw: subprocess.CompletedProcess(
+        argv, 0, "", ""))
+    found = run_generic_lint(pytester, None)
+    assert (found["ok"], found["severity"]) == (False, "error")
+    assert found["message"].startswith("hadolint could not run: hadolint gave no findings list "
+                                       "for "), found["message"]
+    assert "(rc 0): no output" in found["message"]
