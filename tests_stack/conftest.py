@@ -267,3 +267,16 @@ def own_fault_stack(stack_factory: Any, stack_files: list[Path]) -> Stack:
     after it (``stack_factory``: the tested image, ports on 127.0.0.1)."""
     started: Stack = stack_factory([*stack_files, VARIANTS / "faults.yml"])
     return started
+
+
+SAMPLE = Path(__file__).parent / "sample_project"
+
+
+@pytest.fixture
+def sample(tmp_path: Path, imagegate_settings: Any) -> Path:
+    """A fresh copy of the sample project, with this repo's hashed locks for its wheelhouse."""
+    project = tmp_path / "sample"
+    shutil.copytree(SAMPLE, project)
+    for lock in imagegate_settings.locks:
+        shutil.copy2(imagegate_settings.path(lock), project / lock)
+    return project

@@ -33,7 +33,6 @@ from imagegate.proc import StopWaiting, wait_until
 
 pytestmark = pytest.mark.slow
 
-SAMPLE = Path(__file__).parent / "sample_project"
 PROJECTS = Path(__file__).parent / "projects"
 #: Seconds a gate may take end to end here (a cold build included).
 GATE_TIMEOUT = 900
@@ -239,16 +238,6 @@ def passed(gate: Gate) -> None:
 
 
 # -- projects --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def sample(tmp_path: Path, imagegate_settings: Any) -> Path:
-    """A fresh copy of the sample project, with this repo's hashed locks for its wheelhouse."""
-    project = tmp_path / "sample"
-    shutil.copytree(SAMPLE, project)
-    for lock in imagegate_settings.locks:
-        shutil.copy2(imagegate_settings.path(lock), project / lock)
-    return project
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ is copied to tmp_path; the gate runs as a subprocess exactly as CI would run it.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,17 +17,6 @@ from stack_helpers import findings, gate, junit_cases, result
 
 pytestmark = pytest.mark.slow
 
-SAMPLE = Path(__file__).parent / "sample_project"
-
-
-@pytest.fixture
-def sample(tmp_path: Path, imagegate_settings: Any) -> Path:
-    """A fresh copy of the sample project, with this repo's hashed locks for its wheelhouse."""
-    project = tmp_path / "sample"
-    shutil.copytree(SAMPLE, project)
-    for lock in imagegate_settings.locks:
-        shutil.copy2(imagegate_settings.path(lock), project / lock)
-    return project
 
 
 def test_gate_passes_and_pushes(sample: Path, registry: str, docker_client: Any,

@@ -17,7 +17,6 @@ import io
 import json
 import os
 import re
-import shutil
 import socket
 import ssl
 import subprocess
@@ -36,17 +35,6 @@ from imagegate.push import RegistryAuthFailed, push
 
 pytestmark = pytest.mark.slow
 
-SAMPLE = Path(__file__).parent / "sample_project"
-
-
-@pytest.fixture
-def sample(tmp_path: Path, imagegate_settings: Any) -> Path:
-    """A fresh copy of the sample project, with this repo's hashed locks for its wheelhouse."""
-    project = tmp_path / "sample"
-    shutil.copytree(SAMPLE, project)
-    for lock in imagegate_settings.locks:
-        shutil.copy2(imagegate_settings.path(lock), project / lock)
-    return project
 
 
 @pytest.fixture
