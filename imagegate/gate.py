@@ -233,8 +233,7 @@ class Gate:
                 return
             own = {"lint": self.s.unit_tests, "image": self.s.image_tests,
                    "stack": self.s.stack_tests}[name]
-            runs = [("generic", ["--pyargs", GENERIC[name], "-c", str(GENERIC_INI),
-                                 "--confcutdir", str(Path(__file__).parent / "checks")])]
+            runs = [("generic", generic_args(name))]
             if own:
                 select = ["-m", self.s.gate_select] if self.s.gate_select else []
                 runs.append(("project", [*(str(self.s.path(t)) for t in own),
@@ -276,9 +275,7 @@ class Gate:
         the generic checks also lose PYTEST_ADDOPTS/PYTEST_PLUGINS (isolated from the project).
         """
         tail: list[str] = []
-        env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
-        if generic:
-            env = {k: v for k, v in env.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
+        env = stage_env(generic=generic)
         proc = subprocess.Popen(cmd, cwd=self.s.project_dir, stdout=subprocess.PIPE, env=env,
                                 stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
@@ -306,6 +303,22 @@ class Gate:
         pushed = push(self.cli, self.image_id, self.o.push, log=self._say)
         self.result.pushed = {"ref": pushed.ref, "digest": pushed.digest}
         self._say(f"pushed {pushed.pinned}", force=True)
+
+
+def generic_args(stage: str) -> list[str]:
+    """pytest arguments that collect a stage's generic checks isolated from the project's own
+    pytest configuration (imagegate's ini, no conftest above the checks package)."""
+    return ["--pyargs", GENERIC[stage], "-c", str(GENERIC_INI),
+            "--confcutdir", str(Path(__file__).parent / "checks")]
+
+
+def stage_env(*, generic: bool) -> dict[str, str]:
+    """The environment of a stage's pytest run: settings come from the gate's file (no
+    IMAGEGATE_*), and the generic checks lose PYTEST_ADDOPTS/PYTEST_PLUGINS too."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
+    if generic:
+        env = {k: v for k, v in env.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
+    return env
 
 
 def _read_findings(path: Path) -> list[Finding]:

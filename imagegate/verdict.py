@@ -64,7 +64,7 @@ class Judge:
         hadolint findings arrive with hadolint's own level (already lowered to ``info`` under
         the hadolint config's ``failure-threshold``) in ``finding.severity``.
         """
-        if finding.check_id not in catalogue.CATALOGUE and not catalogue.known(finding.check_id):
+        if not catalogue.known(finding.check_id):
             return finding.severity or "error"
         return catalogue.severity(finding.check_id, self.profile,
                                   overrides=self.settings.severity, user_set=self._user_set,

@@ -276,28 +276,18 @@ def test_generic_checks_on_a_shell_less_image_never_error(
         build: Callable[..., str], tmp_path: Path, imagegate_session: str) -> None:
     """The generic image checks, run as the gate runs them on an image with no shell, no ps, no
     ss, no getent: every running check passes or is skipped with a reason; none errors."""
-    import json
-    import subprocess
-    import sys
-
-    from imagegate.gate import GENERIC_INI
+    from testsupport.generic import run_generic
 
     image = build(SHELL_LESS)
-    findings_file = tmp_path / "findings.jsonl"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--pyargs", "imagegate.checks.test_image",
-         "-c", str(GENERIC_INI), "--rootdir", str(tmp_path), "-p", "no:cacheprovider",
-         "--imagegate-project-dir", str(tmp_path), "--imagegate-image", image,
-         "--imagegate-web-port", str(PORT), "--imagegate-session", f"{imagegate_session}-sl",
-         "--imagegate-findings", str(findings_file), "-q", "-rs"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path, stdin=subprocess.DEVNULL)
-    found = [json.loads(line) for line in findings_file.read_text().splitlines()]
+    found, output, _ = run_generic("image", image=image, session=f"{imagegate_session}-sl",
+                                   project_dir=tmp_path, rootdir=tmp_path, timeout=300,
+                                   args=("--imagegate-web-port", str(PORT)))
     run = [f for f in found if f["check_id"].startswith("IG-RUN-")]
     assert {f["check_id"] for f in run} >= {"IG-RUN-HEALTHY", "IG-RUN-PROCS-NONROOT",
                                             "IG-RUN-PORT-LISTENING", "IG-RUN-PIP-CHECK"}, run
     broken = [f for f in found if f["message"].startswith("could not run")
               or (not f["ok"] and not f["skipped"] and f["severity"] == "error")]
-    assert not broken, proc.stdout[-3000:]
+    assert not broken, output
     assert all(f["ok"] or (f["skipped"] and f["message"]) for f in run
                if f["check_id"] != "IG-RUN-APP-NOT-WRITABLE"), run
-    assert "Traceback" not in proc.stdout, proc.stdout[-3000:]
+    assert "Traceback" not in output, output

@@ -11,22 +11,17 @@ The variants are built and run four at a time, once per module.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from dockerfile_edits import before_user, drop_instruction, replace_line
 
 from imagegate.catalogue import stage_ids
-from imagegate.gate import GENERIC_INI
+from testsupport.generic import run_generic
 
 pytestmark = [pytest.mark.image, pytest.mark.slow]
 
@@ -107,27 +102,6 @@ CASES = [pytest.param(check_id, name, says, id=f"{check_id}-{name}")
          for name, variant in VARIANTS.items() for check_id, says in variant.fails.items()]
 
 
-def run_generic_checks(image: str, session: str, project_dir: Path, out: Path,
-                       args: tuple[str, ...] = ()) -> tuple[list[dict[str, Any]], str, float]:
-    """The generic image checks on ``image``, run as the gate runs them: (findings, output,
-    seconds)."""
-    findings = out / "findings.jsonl"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("IMAGEGATE_") and k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
-    started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--pyargs", "imagegate.checks.test_image",
-         "-c", str(GENERIC_INI), "--confcutdir", str(Path(GENERIC_INI).parents[1] / "checks"),
-         "--rootdir", str(out), "--imagegate-project-dir", str(project_dir),
-         "--imagegate-image", image, "--imagegate-session", session,
-         "--imagegate-findings", str(findings), "-q", "-rs", *args],
-        capture_output=True, text=True, timeout=300, cwd=out, stdin=subprocess.DEVNULL, env=env)
-    output = proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert findings.is_file(), output
-    return ([json.loads(line) for line in findings.read_text().splitlines()], output,
-            time.monotonic() - started)
-
-
 @pytest.fixture(scope="module")
 def generic_runs(build_variant: Any, app_image: str, imagegate_settings: Any,
                  imagegate_session: str, tmp_path_factory: pytest.TempPathFactory,
@@ -145,9 +119,10 @@ def generic_runs(build_variant: Any, app_image: str, imagegate_settings: Any,
     built = time.monotonic() - started
 
     def one(name: str) -> tuple[list[dict[str, Any]], str, float]:
-        return run_generic_checks(images[name], f"{imagegate_session}-{name}",
-                                  imagegate_settings.project_dir,
-                                  tmp_path_factory.mktemp(name), VARIANTS[name].args)
+        return run_generic("image", image=images[name], session=f"{imagegate_session}-{name}",
+                           project_dir=imagegate_settings.project_dir,
+                           rootdir=tmp_path_factory.mktemp(name), args=VARIANTS[name].args,
+                           timeout=300)
 
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="variant") as pool:
         done = dict(zip(VARIANTS, pool.map(one, VARIANTS), strict=True))

@@ -15,12 +15,7 @@ Two kinds of evidence, as the checks have:
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +27,8 @@ import imagegate.checks.test_stack as generic_stack  # the gate's check code (no
 from imagegate.catalogue import stage_ids
 from imagegate.compose import Model
 from imagegate.findings import Finding
-from imagegate.gate import GENERIC_INI
 from imagegate.settings import Settings
+from testsupport.generic import run_generic
 
 pytestmark = pytest.mark.stack
 
@@ -158,22 +153,8 @@ def run_generic_stack(variant: StackVariant, project: Path, image: str,
         '[tool.imagegate]\ncompose_file = "compose.yml"\nweb_service = "web"\nweb_port = 8000\n'
         'health_path = "/healthz"\nprofile = "hardened"\npull = "never"\nwait_timeout = 60\n'
         + variant.settings + '[tool.imagegate.run_env]\nSECRET_KEY = "@random"\n')
-    findings = project / "findings.jsonl"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("IMAGEGATE_") and k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
-    started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--pyargs", "imagegate.checks.test_stack",
-         "-c", str(GENERIC_INI), "--confcutdir", str(Path(GENERIC_INI).parents[1] / "checks"),
-         "--rootdir", str(project), "--imagegate-project-dir", str(project),
-         "--imagegate-image", image, "--imagegate-session", session,
-         "--imagegate-findings", str(findings), "-q", "-rs"],
-        capture_output=True, text=True, timeout=600, cwd=project, stdin=subprocess.DEVNULL,
-        env=env)
-    output = proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert findings.is_file(), output
-    return ([json.loads(line) for line in findings.read_text().splitlines()], output,
-            time.monotonic() - started)
+    return run_generic("stack", image=image, session=session, project_dir=project,
+                       rootdir=project)
 
 
 @pytest.fixture(scope="module")
