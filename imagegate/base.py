@@ -32,7 +32,7 @@ from .errors import BaseImageError, CommandFailed, UsageError
 from .proc import run
 
 #: Bump when the way a rootfs is assembled changes, so cached images are rebuilt.
-RECIPE_REVISION = "7"
+RECIPE_REVISION = "8"
 DIGEST_LABEL = "imagegate.base.digest"
 KIND_LABEL = "imagegate.base"
 #: The version of Debian's ca-certificates whose set the base's CA bundle holds.
@@ -65,7 +65,19 @@ PY_PRUNE = [
     "test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip", "pydoc_data",
     "distutils/tests", "unittest/test", "sqlite3/test", "ctypes/test",
 ]
+#: Libraries the Python stdlib links only for modules a service never imports: Berkeley DB
+#: (``_dbm``), ncurses/readline (``_curses``, ``readline``: interactive terminals) and libnsl/libtirpc
+#: (``nis``, which pulls in Kerberos). Left out with those modules: the base went from 48.5 to 43.1 MB.
+PY_LEAVE_OUT = ("libdb5.3", "libncursesw6", "libtinfo6", "libreadline8", "libnsl2", "libtirpc3")
+#: Extension modules removed with them, and CPython's own test modules (lib-dynload).
+PY_DROP_MODULES = (
+    "_dbm", "_curses", "_curses_panel", "readline", "nis",
+    "_testcapi", "_testbuffer", "_testclinic", "_testimportmultiple", "_testinternalcapi",
+    "_testmultiphase", "_xxtestfuzz", "_ctypes_test", "xxlimited", "xxlimited_35",
+)
 APP_UID = 10001
+#: The local repository of each base kind (the tag comes from the suite).
+REPOS = {"python": "imagegate/python", "redis": "imagegate/redis"}
 #: busybox applets not linked: package managers and downloaders have no place in a runtime image.
 NO_APPLETS = {"dpkg", "dpkg-deb", "rpm", "rpm2cpio", "wget", "ftpget", "ftpput", "tftp", "tftpd",
               "httpd", "telnet", "telnetd", "nc", "udhcpc", "udhcpd", "ftpd"}
@@ -83,6 +95,8 @@ class Recipe:
     users: tuple[tuple[str, int], ...] = ()
     #: Packages from which only these paths are taken (e.g. getent from libc-bin).
     partial: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Dependencies not taken (and not followed): what needs them is removed by ``finish``.
+    leave_out: tuple[str, ...] = ()
     tag: str = "latest"
 
     @property
@@ -113,11 +127,13 @@ def codename() -> str:
 
 def debian_python() -> str:
     """The suite's default Python (``3.11`` on bookworm), read from python3-minimal's dependencies."""
-    out = _apt_cache(["depends", "python3-minimal"])
-    found = re.search(r"python(3\.\d+)-minimal", out)
-    if not found:
-        raise BaseImageError("apt-cache cannot find python3-minimal: run `apt-get update` first")
-    return found.group(1)
+    def ask() -> str:
+        found = re.search(r"python(3\.\d+)-minimal", _apt_cache(["depends", "python3-minimal"]))
+        if not found:
+            raise BaseImageError("apt-cache cannot find python3-minimal: run `apt-get update` first")
+        return found.group(1)
+
+    return _apt_answer("python3-minimal", ask)
 
 
 def recipes(which: str = "all") -> list[Recipe]:
@@ -127,9 +143,10 @@ def recipes(which: str = "all") -> list[Recipe]:
     if which in ("python", "all"):
         py = debian_python()
         out.append(Recipe(
-            kind="python", repo="imagegate/python", tag=f"{py}-{suite}",
+            kind="python", repo=REPOS["python"], tag=f"{py}-{suite}",
             roots=(f"python{py}-minimal", f"libpython{py}-stdlib", "busybox", "media-types"),
             partial={"libc-bin": ("usr/bin/getent",)},
+            leave_out=PY_LEAVE_OUT,
             users=(("app", APP_UID),),
             changes=(
                 "ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
@@ -141,7 +158,7 @@ def recipes(which: str = "all") -> list[Recipe]:
         ))
     if which in ("redis", "all"):
         out.append(Recipe(
-            kind="redis", repo="imagegate/redis", tag=f"7-{suite}",
+            kind="redis", repo=REPOS["redis"], tag=f"7-{suite}",
             roots=("redis-server",),
             users=(("redis", 999),),
             changes=(
@@ -159,32 +176,40 @@ def recipes(which: str = "all") -> list[Recipe]:
     return out
 
 
-def resolve(roots: tuple[str, ...], extra: tuple[str, ...] = ()) -> dict[str, str]:
+def resolve(roots: tuple[str, ...], extra: tuple[str, ...] = (),
+            leave_out: tuple[str, ...] = ()) -> dict[str, str]:
     """The runtime dependency closure of ``roots`` as {package: candidate version}.
 
-    Follows Depends and Pre-Depends (first alternative), stops at installation machinery. The
-    answer only changes when apt's package lists do, so it is cached against their mtime.
+    Follows Depends and Pre-Depends (first alternative), stops at installation machinery and at
+    ``leave_out``. The answer only changes when apt's package lists do, so it is cached against
+    their mtime.
     """
     stamp = _lists_stamp()
-    key = hashlib.sha256(f"{RECIPE_REVISION}|{roots}|{extra}|{stamp}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        f"{RECIPE_REVISION}|{roots}|{extra}|{leave_out}|{stamp}".encode()).hexdigest()[:16]
     cache = STATE_DIR / "resolve" / f"{key}.json"
     if stamp and cache.is_file():
         return dict(json.loads(cache.read_text()))
-    found = _resolve(roots, extra)
+    found = _resolve(roots, extra, frozenset(leave_out))
     _write_atomic(cache, json.dumps(found))
     return found
 
 
 def ca_version() -> str:
-    """apt's candidate version of ca-certificates, cached like :func:`resolve` (apt-cache takes
-    seconds on a busy machine, and every gate asks)."""
+    """apt's candidate version of ca-certificates (cached: see :func:`_apt_answer`)."""
+    return _apt_answer(CA_PACKAGE, lambda: _versions([CA_PACKAGE])[CA_PACKAGE])
+
+
+def _apt_answer(name: str, ask: Callable[[], str]) -> str:
+    """An answer of apt-cache, cached against the package lists' mtime like :func:`resolve`:
+    apt-cache takes seconds on a busy machine, and every gate asks."""
     stamp = _lists_stamp()
-    cache = STATE_DIR / "resolve" / f"{CA_PACKAGE}-{stamp}.txt"
+    cache = STATE_DIR / "resolve" / f"{name}-{stamp}.txt"
     if stamp and cache.is_file():
         return cache.read_text().strip()
-    version = _versions([CA_PACKAGE])[CA_PACKAGE]
-    _write_atomic(cache, version)
-    return version
+    answer = ask()
+    _write_atomic(cache, answer)
+    return answer
 
 
 def _lists_stamp() -> int:
@@ -202,7 +227,8 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp.name, path)
 
 
-def _resolve(roots: tuple[str, ...], extra: tuple[str, ...]) -> dict[str, str]:
+def _resolve(roots: tuple[str, ...], extra: tuple[str, ...],
+             leave_out: frozenset[str] = frozenset()) -> dict[str, str]:
     """:func:`resolve` without the cache: apt-cache depends --recurse, then candidate versions."""
     out = _apt_cache([
         "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
@@ -228,7 +254,7 @@ def _resolve(roots: tuple[str, ...], extra: tuple[str, ...]) -> dict[str, str]:
     todo = [*roots, *extra]
     while todo:
         pkg = todo.pop()
-        if pkg in seen or pkg in NOT_RUNTIME or pkg.startswith("<"):
+        if pkg in seen or pkg in NOT_RUNTIME or pkg in leave_out or pkg.startswith("<"):
             continue
         seen.add(pkg)
         todo.extend(graph.get(pkg, []))
@@ -257,7 +283,7 @@ def ensure_base(recipe: Recipe, *, force: bool = False, log: Callable[[str], Non
     """
     cli = client()
     extras = load_extra_ca(extra_ca)  # a missing or unparsable file fails before any work
-    packages = resolve(recipe.roots, tuple(recipe.partial))
+    packages = resolve(recipe.roots, tuple(recipe.partial), recipe.leave_out)
     trust = Trust(ca_version(), extras)
     digest = package_digest(recipe, packages, trust.key())
     existing = local_image(cli, recipe.ref)
@@ -386,6 +412,10 @@ def _finish_python(rootfs: Path, recipe: Recipe) -> None:
         shutil.rmtree(stdlib / rel, ignore_errors=True)
     for cfg in stdlib.glob("config-*"):
         shutil.rmtree(cfg, ignore_errors=True)  # static libpython and Makefile: build-time only
+    for module in PY_DROP_MODULES:  # their libraries are left out (PY_LEAVE_OUT), or test-only
+        for so in (stdlib / "lib-dynload").glob(f"{module}.cpython-*.so"):
+            so.unlink()
+    shutil.rmtree(stdlib / "curses", ignore_errors=True)  # a wrapper of _curses, gone above
     binary = f"python{stdlib.name.removeprefix('python')}"
     for link in ("python3", "python"):
         (rootfs / "usr/bin" / link).unlink(missing_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import shlex
 import subprocess
 from typing import Any
 
@@ -96,6 +97,34 @@ def test_app_imports(healthy_host: Any) -> None:
     """The app package and its WSGI entry point import inside the image."""
     result = healthy_host.run("python3 -c 'import app.wsgi, gunicorn, flask, redis'")
     assert result.rc == 0, result.stderr
+
+
+#: A script run by the image's python: import every extension module it ships (lib-dynload and
+#: site-packages); print the ones that fail, one per line, with why.
+IMPORT_EVERY_EXTENSION = """
+import importlib, pathlib, sysconfig
+failed = []
+for root in {sysconfig.get_path('platstdlib') + '/lib-dynload', sysconfig.get_path('purelib')}:
+    for so in sorted(pathlib.Path(root).rglob('*.so')):
+        rel = so.relative_to(root)
+        name = '.'.join((*rel.parent.parts, so.name.split('.')[0]))
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            failed.append(f'{name}: {exc}')
+print('\\n'.join(failed))
+"""
+
+
+def test_every_shipped_extension_module_imports(healthy_host: Any) -> None:
+    """Every C extension in the image loads: the base leaves out libraries (Berkeley DB, ncurses,
+    readline, Kerberos) only together with the modules that link them, so nothing shipped is
+    missing a library — and the ones a service needs are there."""
+    result = healthy_host.run("python3 -c " + shlex.quote(IMPORT_EVERY_EXTENSION))
+    assert result.rc == 0, result.stderr
+    assert result.stdout.strip() == "", f"extension modules that do not import:\n{result.stdout}"
+    needed = "import ssl, sqlite3, ctypes, zlib, hashlib, json, uuid, decimal, lzma, bz2, markupsafe"
+    assert healthy_host.run(f"python3 -c '{needed}'").rc == 0, needed
 
 
 def test_cmd_is_gunicorn_exec_form(image_facts: Any) -> None:
