@@ -32,6 +32,8 @@ def ensure_bases(settings: Settings, *, force: bool = False, log: Log = print) -
             return {}
         named = {ref.removeprefix("docker.io/")
                  for ref in from_images(dockerfile.read_text(), build_args(settings))}
+        if not any(ref.partition(":")[0] in base.REPOS.values() for ref in named):
+            return {}  # FROM python:3.11-slim & co: no local base to make (and no apt to ask)
     refs: dict[str, str] = {}
     extra_ca = tuple(settings.path(p) for p in settings.extra_ca_certs)
     for recipe in base.recipes("all"):

@@ -8,12 +8,14 @@ Version, ABI and platform tags are read from the base image itself.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,30 +125,58 @@ def ensure_wheelhouse(
     """Fill ``dest`` with exactly the wheels the locks pin for ``target``; return their paths.
 
     Wheels are cached per target; only pins with no matching (hash-verified) wheel are downloaded.
+    Runs side by side (two gates, or test workers, on one project) take turns on a lock and leave
+    a wheelhouse that is already right untouched: a build reading it is never disturbed.
     """
     pins = [pin for lock in locks for pin in parse_lock(lock)]
     cache = STATE_DIR / "wheels" / target.key
     cache.mkdir(parents=True, exist_ok=True)
-    found = {pin: _cached_wheel(cache, pin) for pin in pins}
-    missing = [pin for pin, wheel in found.items() if wheel is None]
-    if missing:
-        log(f"wheelhouse: downloading {len(missing)} wheels for {target.key}")
-        _download(missing, target, cache)
+    with _locked(dest):
         found = {pin: _cached_wheel(cache, pin) for pin in pins}
-    lost = [f"{p.name}=={p.version}" for p, w in found.items() if w is None]
-    if lost:
-        raise WheelhouseError(
-            f"no wheel matching the locked hashes for {target.key}: {', '.join(lost)}"
-        )
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    out = []
-    for wheel in found.values():
-        assert wheel is not None
-        shutil.copy2(wheel, dest / wheel.name)
-        out.append(dest / wheel.name)
-    return out
+        missing = [pin for pin, wheel in found.items() if wheel is None]
+        if missing:
+            log(f"wheelhouse: downloading {len(missing)} wheels for {target.key}")
+            _download(missing, target, cache)
+            found = {pin: _cached_wheel(cache, pin) for pin in pins}
+        lost = [f"{p.name}=={p.version}" for p, w in found.items() if w is None]
+        if lost:
+            raise WheelhouseError(
+                f"no wheel matching the locked hashes for {target.key}: {', '.join(lost)}"
+            )
+        wheels = {w.name: w for w in found.values() if w is not None}
+        _sync(wheels, dest)
+    return [dest / name for name in wheels]
+
+
+@contextlib.contextmanager
+def _locked(dest: Path) -> Iterator[None]:
+    """An exclusive lock on ``dest`` (a file under the state dir, not in the user's project)."""
+    key = hashlib.sha256(str(dest.resolve()).encode()).hexdigest()[:16]
+    path = STATE_DIR / "locks" / f"wheelhouse-{key}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _sync(wheels: dict[str, Path], dest: Path) -> None:
+    """Make ``dest`` hold exactly ``wheels``: strays removed, a wheel copied only when it is
+    missing or differs (size or mtime; ``copy2`` keeps the cache's mtime, so the build cache
+    sees the same files)."""
+    if dest.exists() and not dest.is_dir():
+        dest.unlink()
+    dest.mkdir(parents=True, exist_ok=True)
+    for entry in dest.iterdir():
+        if entry.name not in wheels:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    for name, wheel in wheels.items():
+        target = dest / name
+        have, want = (target.lstat() if target.exists() else None), wheel.stat()
+        if have is None or (have.st_size, int(have.st_mtime)) != (want.st_size, int(want.st_mtime)):
+            shutil.copy2(wheel, target)
 
 
 def _download(pins: list[Pin], target: Target, cache: Path) -> None:

@@ -108,6 +108,38 @@ def test_parse_lock_rejects_unchecked_pins(tmp_path: Path, text: str, says: str)
         wheelhouse.parse_lock(lock)
 
 
+def test_wheelhouse_is_synced_in_place_and_a_right_one_is_left_untouched(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a missing or different wheel is copied, strays go, and a wheelhouse that is already
+    right is not rewritten (a build reading it beside us is never disturbed)."""
+    import hashlib
+
+    monkeypatch.setattr(wheelhouse, "STATE_DIR", tmp_path / "state")
+    target = wheelhouse.Target("cp", "3.11.2", "x86_64", "glibc", "2.36")
+    cache = tmp_path / "state" / "wheels" / target.key
+    cache.mkdir(parents=True)
+    lines = []
+    for name in ("alpha", "beta"):
+        wheel = cache / f"{name}-1.0-py3-none-any.whl"
+        wheel.write_bytes(name.encode() * 100)
+        lines.append(f"{name}==1.0 --hash=sha256:{hashlib.sha256(wheel.read_bytes()).hexdigest()}")
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("\n".join(lines) + "\n")
+    dest = tmp_path / "ctx" / ".wheels"
+    dest.mkdir(parents=True)
+    (dest / "stray-0.1-py3-none-any.whl").write_bytes(b"old")
+    (dest / "beta-1.0-py3-none-any.whl").write_bytes(b"truncated")
+
+    got = wheelhouse.ensure_wheelhouse([lock], target, dest, log=lambda _: None)
+    assert sorted(p.name for p in got) == sorted(p.name for p in dest.iterdir())
+    assert sorted(p.name for p in dest.iterdir()) == ["alpha-1.0-py3-none-any.whl",
+                                                       "beta-1.0-py3-none-any.whl"]
+    assert (dest / "beta-1.0-py3-none-any.whl").read_bytes() == b"beta" * 100
+    before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in dest.iterdir()}
+    wheelhouse.ensure_wheelhouse([lock], target, dest, log=lambda _: None)
+    assert {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in dest.iterdir()} == before
+
+
 def test_target_platform_tags() -> None:
     """A glibc 2.36 base accepts every manylinux tag down to 2_17 and the legacy aliases."""
     target = wheelhouse.Target("cp", "3.11.2", "x86_64", "glibc", "2.36")
