@@ -6,8 +6,14 @@ exit code 78 (EX_CONFIG). ``sys.exit`` is used on purpose: gunicorn's config
 loader catches ``Exception`` (and prints a traceback) but lets SystemExit pass.
 
 Variables: PORT (8000), WEB_CONCURRENCY (2), GUNICORN_THREADS (4),
-GUNICORN_TIMEOUT (30), GUNICORN_GRACEFUL_TIMEOUT (8), FORWARDED_ALLOW_IPS
-(127.0.0.1), LOG_LEVEL (INFO), plus everything ``app.config.load_settings`` reads.
+GUNICORN_TIMEOUT (30), GUNICORN_GRACEFUL_TIMEOUT (8), GUNICORN_ACCESS_LOG (0),
+FORWARDED_ALLOW_IPS (127.0.0.1), LOG_LEVEL (INFO), plus everything
+``app.config.load_settings`` reads.
+
+GUNICORN_ACCESS_LOG=1 (or true/yes/on) writes one access line per request to
+stdout; it is off by default because that line, through Docker's json-file log
+driver, was the largest tail-latency cost measured (``python -m bench.variants``;
+numbers in compose.yml). Errors and worker events still go to stderr.
 """
 
 from __future__ import annotations
@@ -31,6 +37,18 @@ def fail(message: str) -> NoReturn:
     """Print one line to stderr and stop the master with EX_CONFIG, no traceback."""
     print(ERROR_PREFIX + message, file=sys.stderr, flush=True)
     sys.exit(EX_CONFIG)
+
+
+def bool_env(name: str, default: bool) -> bool:
+    """Read an on/off switch (1, true, yes, on / 0, false, no, off), or fail naming it."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    fail(f"{name} must be one of 1, true, yes, on, 0, false, no, off (got {raw[:40]!r})")
 
 
 def int_env(name: str, default: int, low: int, high: int) -> int:
@@ -62,7 +80,8 @@ timeout = int_env("GUNICORN_TIMEOUT", 30, 0, 3600)
 graceful_timeout = int_env("GUNICORN_GRACEFUL_TIMEOUT", 8, 0, 3600)
 keepalive = 5
 loglevel = _settings["LOG_LEVEL"].lower()
-accesslog = "-"
+# Off unless asked for: see the docstring (a front proxy usually logs requests anyway).
+accesslog = "-" if bool_env("GUNICORN_ACCESS_LOG", False) else None
 errorlog = "-"
 # Load the app once in the master: a broken app fails the start, workers fork fast.
 preload_app = True

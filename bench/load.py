@@ -17,7 +17,7 @@ import itertools
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,21 +134,30 @@ def hammer(port: int, path: str, *, total: int, concurrency: int, cap: float) ->
 
 
 def measure(ports: dict[str, int], *, requests: int, rounds: int, concurrency: int,
-            warmup: int, cap: float) -> dict[str, dict[str, LoadFigures]]:
+            warmup: int, cap: float,
+            turn: Callable[[str], contextlib.AbstractContextManager[object]] | None = None,
+            ) -> dict[str, dict[str, LoadFigures]]:
     """Per path: warm every stack up, then ``rounds`` rounds of ``requests`` requests, the stacks
     taking turns round by round (A B A B …) so that other work on the machine falls on both alike.
 
+    ``turn(name)``, if given, is entered around each stack's warm-up and each of its rounds
+    (:mod:`bench.variants` wakes a paused stack in it and pauses it again afterwards).
     Returns {stack name: {path: figures}}.
     """
+    def during(name: str) -> contextlib.AbstractContextManager[object]:
+        return turn(name) if turn is not None else contextlib.nullcontext()
+
     out: dict[str, dict[str, LoadFigures]] = {name: {} for name in ports}
     for path in PATHS:
         done: dict[str, list[Round]] = {name: [] for name in ports}
-        for port in ports.values():
-            hammer(port, path, total=warmup, concurrency=concurrency, cap=cap)
+        for name, port in ports.items():
+            with during(name):
+                hammer(port, path, total=warmup, concurrency=concurrency, cap=cap)
         for _ in range(rounds):
             for name, port in ports.items():
-                done[name].append(hammer(port, path, total=requests, concurrency=concurrency,
-                                         cap=cap))
+                with during(name):
+                    done[name].append(hammer(port, path, total=requests,
+                                             concurrency=concurrency, cap=cap))
         for name in ports:
             out[name][path] = LoadFigures(tuple(done[name]))
     return out
@@ -159,23 +168,43 @@ def _port_of(url: str) -> int:
     return int(url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
 
 
+@dataclass(frozen=True)
+class Served:
+    """A stack serving: its web port on 127.0.0.1 and its containers (web first, then Redis)."""
+
+    port: int
+    containers: tuple[Any, ...]
+
+
+@contextlib.contextmanager
+def start_ours(ctx: Ctx, image: str, *, name: str = "bench", env: Mapping[str, str] | None = None,
+               overrides: Sequence[str] = ()) -> Iterator[Served]:
+    """``compose.yml`` up healthy with ``image`` as the web service, as project
+    ``<session><name>``; ``env`` adds to the interpolation environment (``WEB_CONCURRENCY`` …)
+    and ``overrides`` are compose files' texts applied after it."""
+    project_dir = ctx.tmp / f"stack-{name}"  # no developer .env is read
+    project_dir.mkdir(exist_ok=True)
+    env = {"APP_IMAGE": image, "SECRET_KEY": secrets.token_hex(32), **(env or {})}
+    with running_stack([ROOT / "compose.yml"], project=f"{ctx.session}{name}",
+                       project_dir=project_dir, env=env, session=ctx.session,
+                       wait_timeout=120, overrides=overrides) as stack:
+        port = _port_of(stack.url("web", "/"))
+        wait_serving(port)
+        yield Served(port, (stack.container("web"), stack.container("redis")))
+
+
 @contextlib.contextmanager
 def our_stack(ctx: Ctx, image: str) -> Iterator[int]:
-    """``compose.yml`` up healthy with ``image`` as the web service; yields the web port."""
-    project_dir = ctx.tmp / "stack"  # no developer .env is read: the stack is as shipped
-    project_dir.mkdir(exist_ok=True)
-    env = {"APP_IMAGE": image, "SECRET_KEY": secrets.token_hex(32)}
-    with running_stack([ROOT / "compose.yml"], project=f"{ctx.session}bench",
-                       project_dir=project_dir, env=env, session=ctx.session,
-                       wait_timeout=120) as stack:
-        port = _port_of(stack.url("web", "/"))
-        _wait_serving(port)
-        yield port
+    """``compose.yml`` up healthy, as shipped, with ``image`` as the web service; yields the web
+    port."""
+    with start_ours(ctx, image) as served:
+        yield served.port
 
 
 @contextlib.contextmanager
-def seed_stack(ctx: Ctx, image: str) -> Iterator[int]:
-    """The seed's image (``gunicorn -w 4`` sync) + our Redis image on a labelled network."""
+def start_seed(ctx: Ctx, image: str, *, env: Mapping[str, str] | None = None) -> Iterator[Served]:
+    """The seed's image (``gunicorn -w 4`` sync) + our Redis image on a labelled network;
+    ``env`` adds to the web container's environment."""
     labels = session_labels(ctx.session)
     network = ctx.cli.networks.create(f"{ctx.session}-seed", labels=labels)
     redis: Any = None
@@ -184,12 +213,13 @@ def seed_stack(ctx: Ctx, image: str) -> Iterator[int]:
         redis = ctx.cli.containers.run(pipeline.redis_image(), REDIS_COMMAND, detach=True,
                                        name=f"{ctx.session}-redis", network=network.name,
                                        labels=labels)
-        env = {"SECRET_KEY": secrets.token_hex(32), "REDIS_URL": f"redis://{redis.name}:6379/0"}
-        with running(ctx.cli, image, ctx.session, env=env, port=8000,
+        web_env = {"SECRET_KEY": secrets.token_hex(32),
+                   "REDIS_URL": f"redis://{redis.name}:6379/0", **(env or {})}
+        with running(ctx.cli, image, ctx.session, env=web_env, port=8000,
                      network=network.name) as web:
             port = _port_of(web.url)
-            _wait_serving(port)
-            yield port
+            wait_serving(port)
+            yield Served(port, (web.container, redis))
     finally:
         if redis is not None:
             with contextlib.suppress(Exception):
@@ -198,7 +228,14 @@ def seed_stack(ctx: Ctx, image: str) -> Iterator[int]:
             network.remove()
 
 
-def _wait_serving(port: int) -> None:
+@contextlib.contextmanager
+def seed_stack(ctx: Ctx, image: str) -> Iterator[int]:
+    """The seed's stack (:func:`start_seed`); yields the web port."""
+    with start_seed(ctx, image) as served:
+        yield served.port
+
+
+def wait_serving(port: int) -> None:
     """Until ``/healthz`` and ``/hits`` (Redis reachable) both answer 200."""
     def ready() -> bool:
         if not healthz_ok(f"http://127.0.0.1:{port}"):

@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "app" / "gunicorn.conf.py"
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 CONF_VARS = ("PORT", "WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_TIMEOUT",
-             "GUNICORN_GRACEFUL_TIMEOUT", "FORWARDED_ALLOW_IPS", "GUNICORN_CMD_ARGS")  # fmt: skip
+             "GUNICORN_GRACEFUL_TIMEOUT", "GUNICORN_ACCESS_LOG", "FORWARDED_ALLOW_IPS",
+             "GUNICORN_CMD_ARGS")  # fmt: skip
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -65,7 +66,7 @@ def test_defaults(conf_env: pytest.MonkeyPatch) -> None:
         "timeout": 30,
     }  # fmt: skip
     assert (conf["graceful_timeout"], conf["keepalive"], conf["loglevel"]) == (8, 5, "info")
-    assert (conf["accesslog"], conf["errorlog"], conf["preload_app"]) == ("-", "-", True)
+    assert (conf["accesslog"], conf["errorlog"], conf["preload_app"]) == (None, "-", True)
     assert conf["forwarded_allow_ips"] == "127.0.0.1"
     assert conf["control_socket_disable"] is True
     assert conf["worker_tmp_dir"] == ("/dev/shm" if os.path.isdir("/dev/shm") else None)
@@ -80,6 +81,10 @@ def test_defaults(conf_env: pytest.MonkeyPatch) -> None:
         ("GUNICORN_TIMEOUT", "60", "timeout", 60),
         ("GUNICORN_GRACEFUL_TIMEOUT", "3", "graceful_timeout", 3),
         ("LOG_LEVEL", "debug", "loglevel", "debug"),
+        ("GUNICORN_ACCESS_LOG", "1", "accesslog", "-"),
+        ("GUNICORN_ACCESS_LOG", "on", "accesslog", "-"),
+        ("GUNICORN_ACCESS_LOG", "0", "accesslog", None),
+        ("GUNICORN_ACCESS_LOG", "False", "accesslog", None),
         ("FORWARDED_ALLOW_IPS", "10.0.0.1,10.0.0.2", "forwarded_allow_ips", "10.0.0.1,10.0.0.2"),
     ],
 )
@@ -94,7 +99,8 @@ def test_env_mapping(
 @pytest.mark.parametrize(
     ("name", "value"),
     [("PORT", "0"), ("PORT", "65536"), ("PORT", "http"), ("WEB_CONCURRENCY", "0"),
-     ("GUNICORN_THREADS", "many"), ("LOG_LEVEL", "loud"), ("SECRET_KEY", "changeme")],
+     ("GUNICORN_THREADS", "many"), ("GUNICORN_ACCESS_LOG", "maybe"), ("LOG_LEVEL", "loud"),
+     ("SECRET_KEY", "changeme")],
 )  # fmt: skip
 def test_bad_value_exits_78_with_one_line(
     conf_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str, value: str
