@@ -44,6 +44,7 @@ def test_hits_increment(stack_url: str) -> None:
     assert second == first + 1
 
 
+@pytest.mark.slow  # its own compose project (~5 s): make test, not the gate
 def test_hits_survive_web_restart(stack_factory: StackFactory) -> None:
     """The counter lives in Redis: restarting web keeps it (and web answers again). On a stack
     of its own: the session's stack is shared by every other test and is never restarted."""
