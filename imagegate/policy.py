@@ -7,6 +7,11 @@ registered in :data:`CHECKS` under a stable id, its docstring's first line descr
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
+import json
+import os
 import posixpath
 import re
 import shlex
@@ -20,6 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from . import layers as layers_mod
+from .engine import STATE_DIR
 from .findings import Finding, credential_kind, secret_problem
 from .layers import FileInfo, Keep, read_saved
 from .settings import Settings
@@ -88,6 +95,61 @@ def keep_for_image(config: Mapping[str, Any]) -> Keep:
     return keep
 
 
+#: Where :meth:`ImageFacts.load` keeps the files it read, by layer digests; the newest are kept.
+FACTS_CACHE = STATE_DIR / "facts"
+FACTS_KEPT = 32
+
+
+def _files_key(attrs: Mapping[str, Any]) -> str | None:
+    """What decides an image's files as read here: its layers' digests, the program its config
+    names (see :func:`keep_for_image`) and this reading code. None without layer digests."""
+    layers = (attrs.get("RootFS") or {}).get("Layers") or []
+    if not layers:
+        return None
+    config = attrs.get("Config") or {}
+    h = hashlib.sha256()
+    for source in (Path(__file__), Path(layers_mod.__file__)):
+        h.update(source.read_bytes())
+    h.update(json.dumps([layers, _argv(config)[1][:1], config.get("WorkingDir") or "/"]).encode())
+    return h.hexdigest()[:32]
+
+
+def _cached_files(key: str | None) -> dict[str, FileInfo] | None:
+    """The files cached under ``key``, or None (no key, no entry, or an unreadable one)."""
+    if key is None:
+        return None
+    path = FACTS_CACHE / f"{key}.json"
+    try:
+        rows = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # recently used: kept by the pruning below
+    return {path: FileInfo(path, kind, mode, uid, gid, size, layer, link,
+                           base64.b64decode(content) if content is not None else None)
+            for path, kind, mode, uid, gid, size, layer, link, content in rows}
+
+
+def _cache_files(key: str | None, files: Mapping[str, FileInfo]) -> None:
+    """Store ``files`` under ``key`` (atomically: a gate beside this one reads whole files only),
+    then drop all but the FACTS_KEPT newest entries. A cache that cannot be written is skipped."""
+    if key is None:
+        return
+    rows = [[f.path, f.type, f.mode, f.uid, f.gid, f.size, f.layer, f.linkname,
+             base64.b64encode(f.content).decode() if f.content is not None else None]
+            for f in files.values()]
+    with contextlib.suppress(OSError):
+        FACTS_CACHE.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=FACTS_CACHE, prefix=f".{key}.",
+                                         delete=False) as tmp:
+            json.dump(rows, tmp, separators=(",", ":"))
+        os.replace(tmp.name, FACTS_CACHE / f"{key}.json")
+        entries = sorted(FACTS_CACHE.glob("*.json"), key=lambda p: p.stat().st_mtime,
+                         reverse=True)
+        for stale in entries[FACTS_KEPT:]:
+            stale.unlink(missing_ok=True)
+
+
 @dataclass(frozen=True)
 class ImageFacts:
     """Everything the checks look at, gathered once per image."""
@@ -100,16 +162,25 @@ class ImageFacts:
 
     @classmethod
     def load(cls, cli: Any, image_ref: str) -> ImageFacts:
-        """Inspect ``image_ref`` on ``cli``'s engine; read its saved layers (streamed to disk)."""
+        """Inspect ``image_ref`` on ``cli``'s engine; read its saved layers (streamed to disk).
+
+        The files are cached by the image's layer digests (content hashes: the same layers
+        always hold the same files), so a gate on an unchanged image, or one that differs only
+        in metadata such as a revision label, does not export and read the layers again.
+        """
         started = time.monotonic()
         image = cli.images.get(image_ref)
-        keep = keep_for_image(image.attrs.get("Config") or {})
-        with tempfile.TemporaryDirectory(prefix="imagegate-save-") as tmp:
-            saved = Path(tmp) / "image.tar"
-            with open(saved, "wb") as out:
-                for chunk in image.save(chunk_size=1 << 20, named=False):
-                    out.write(chunk)
-            files = read_saved(saved, keep).files
+        key = _files_key(image.attrs)
+        files = _cached_files(key)
+        if files is None:
+            keep = keep_for_image(image.attrs.get("Config") or {})
+            with tempfile.TemporaryDirectory(prefix="imagegate-save-") as tmp:
+                saved = Path(tmp) / "image.tar"
+                with open(saved, "wb") as out:
+                    for chunk in image.save(chunk_size=1 << 20, named=False):
+                        out.write(chunk)
+                files = read_saved(saved, keep).files
+            _cache_files(key, files)
         return cls(image_ref, image.attrs, tuple(image.history()), files,
                    time.monotonic() - started)
 

@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import tarfile
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 import imagegate.checks.test_image as generic_image  # the gate's check code (not collected here)
+import imagegate.policy as policy_mod
 from imagegate.catalogue import stage_ids
 from imagegate.findings import Finding
 from imagegate.layers import FileInfo, read_saved
@@ -412,6 +414,53 @@ def test_whiteouts_and_opaque_dirs_give_the_final_filesystem(tmp_path: Path) -> 
     assert saved.config["config"]["User"] == "10001"
     facts = ImageFacts.from_parts({"Config": {"User": "10001"}}, [], saved.files)
     assert "/bin/su (4755)" in failed(run_checks(facts, SETTINGS))["IG-NO-SETUID"].message
+
+
+class FakeImage:
+    """An engine image whose ``save`` streams a prepared docker-save tar and counts calls."""
+
+    def __init__(self, tar: Path, layers: list[str], config: dict[str, Any]) -> None:
+        self.tar, self.saves = tar, 0
+        self.attrs = {"Config": config, "RootFS": {"Type": "layers", "Layers": layers}}
+
+    def save(self, chunk_size: int, named: bool) -> Any:
+        self.saves += 1
+        yield self.tar.read_bytes()
+
+    def history(self) -> list[dict[str, Any]]:
+        return []
+
+
+def test_image_files_are_cached_by_layer_digests(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read once per layer chain: the same layers (another tag, a new label) come from the cache
+    with the same files and kept contents; other layers, or another CMD program, are read."""
+    monkeypatch.setattr(policy_mod, "FACTS_CACHE", tmp_path / "facts")
+    tar = saved_image(tmp_path / "image.tar", [layer_tar([
+        ("etc/", "dir", 0o755, b""), ("etc/passwd", "file", 0o644, PASSWD),
+        ("bin/", "dir", 0o755, b""), ("bin/run", "file", 0o4755, b"#!/bin/sh\nexec x\n")])])
+    config = {"Cmd": ["/bin/run"], "WorkingDir": "/"}
+    first = FakeImage(tar, ["sha256:" + "a" * 64], config)
+    images = {"one": first}
+    cli = types.SimpleNamespace(images=types.SimpleNamespace(get=images.__getitem__))
+
+    read = ImageFacts.load(cli, "one")
+    images["relabelled"] = again = FakeImage(tar, ["sha256:" + "a" * 64],
+                                             {**config, "Labels": {"rev": "2"}})
+    cached = ImageFacts.load(cli, "relabelled")
+    assert (first.saves, again.saves) == (1, 0)
+    assert cached.files == read.files and cached.files["/etc/passwd"].content == PASSWD
+    assert cached.files["/bin/run"].mode == 0o4755
+
+    images["other-layers"] = other = FakeImage(tar, ["sha256:" + "b" * 64], config)
+    images["other-cmd"] = cmd = FakeImage(tar, ["sha256:" + "a" * 64],
+                                          {**config, "Cmd": ["/bin/other"]})
+    ImageFacts.load(cli, "other-layers")
+    ImageFacts.load(cli, "other-cmd")
+    assert (other.saves, cmd.saves) == (1, 1)
+    for entry in (tmp_path / "facts").glob("*.json"):
+        entry.write_text("{broken")  # a bad entry is read again, not trusted
+    assert ImageFacts.load(cli, "one").files == read.files and first.saves == 2
 
 
 def test_a_save_without_manifest_is_a_clear_error(tmp_path: Path) -> None:
