@@ -10,6 +10,10 @@ PYTEST := $(BIN)/python -m pytest
 IMAGEGATE := $(BIN)/imagegate
 PUSH ?=
 GATE_ARGS ?=
+# pytest-xdist workers per suite (JOBS=1: one process). Each worker is its own imagegate session;
+# modules with costly module fixtures keep to one worker (xdist_group, --dist loadgroup).
+JOBS ?= 2
+XDIST := $(if $(filter-out 0 1,$(JOBS)),-n $(JOBS) --dist loadgroup)
 
 .PHONY: help venv engine engine-down base standins build lock test test-unit test-image test-stack gate bench lint-py docs prune clean
 
@@ -46,13 +50,13 @@ lock: $(STAMP) ## re-lock the app's runtime deps (universal, hashed) for the ima
 test: test-unit test-image test-stack ## all three suites: unit, image, stack
 
 test-unit: $(STAMP) ## app tests and Dockerfile lint; no Docker needed
-	$(PYTEST) tests_unit
+	$(PYTEST) $(XDIST) tests_unit
 
 test-image: base ## build the image once, then metadata, policy, testinfra, size and health checks
-	$(PYTEST) tests_image
+	$(PYTEST) $(XDIST) tests_image
 
 test-stack: base ## bring up the compose stack (web + redis): HTTP, env handling, faults, load
-	$(PYTEST) tests_stack
+	$(PYTEST) $(XDIST) tests_stack
 
 gate: base ## the CI gate: lint -> build -> image -> stack -> push (PUSH=host:port/repo:tag)
 	$(IMAGEGATE) gate $(if $(PUSH),--push $(PUSH)) $(GATE_ARGS)

@@ -11,6 +11,12 @@ import pytest
 SUITE_MARKERS = {"tests_image": "image", "tests_stack": "stack"}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """``xdist_group``: modules whose module-scoped fixtures are costly keep to one worker under
+    ``make test`` (``--dist loadgroup``); registered here too, so runs without xdist accept it."""
+    config.addinivalue_line("markers", "xdist_group(name): run these tests on one xdist worker")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test with its suite (image/stack) from the directory it lives in."""
     for item in items:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
 import json
 import os
 import signal
@@ -58,6 +59,9 @@ class State:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.session = config.option.imagegate_session or new_session_id()
+        worker = xdist_worker(config)
+        if worker and config.option.imagegate_session:
+            self.session = f"{self.session}-{worker}"  # xdist: each worker cleans only its own
         self.used_docker = False
         self.built: dict[str, str] = {}
         self.findings: list[Finding] = []
@@ -101,6 +105,13 @@ class State:
         if self._old_sigterm is not None:
             signal.signal(signal.SIGTERM, self._old_sigterm)
             self._old_sigterm = None
+
+
+def xdist_worker(config: pytest.Config) -> str:
+    """This process's pytest-xdist worker id (``gw0`` …), or "" outside a worker. Read from the
+    config xdist gives its workers, not the environment: a pytest run inside a worker (pytester)
+    inherits PYTEST_XDIST_WORKER without being one."""
+    return str(getattr(config, "workerinput", {}).get("workerid", ""))
 
 
 @dataclass(frozen=True)
@@ -379,9 +390,16 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     path = Path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
+    worker = xdist_worker(session.config)
+    if worker:  # xdist: each worker writes its own file; the controller merges them below
+        path = path.with_name(f"{path.name}.{worker}")
     with open(path, "w") as out:
         for finding in state.findings:
             out.write(json.dumps(finding.to_dict()) + "\n")
+        if not worker:
+            for part in sorted(path.parent.glob(f"{glob.escape(path.name)}.gw*")):
+                out.write(part.read_text())
+                part.unlink()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -510,10 +528,16 @@ def app_image(pytestconfig: pytest.Config, docker_client: Any, imagegate_setting
 
 
 @pytest.fixture(scope="session")
-def image_facts(docker_client: Any, app_image: str) -> Any:
-    """Metadata and the flattened layer view of the image (policy checks read these)."""
+def image_facts(request: pytest.FixtureRequest, docker_client: Any, app_image: str) -> Any:
+    """Metadata and the flattened layer view of the image (policy checks read these).
+
+    When the session also runs the image's container, that container is started first: it
+    boots while the layers are read, and the running checks find it ready sooner.
+    """
     from .policy import ImageFacts
 
+    if any("app_start" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        request.getfixturevalue("app_start")
     return ImageFacts.load(docker_client, app_image)
 
 

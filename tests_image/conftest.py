@@ -14,13 +14,14 @@ from imagegate.errors import ImagegateError
 
 @pytest.fixture(scope="session")
 def build_variant(docker_client: Any, imagegate_settings: Any, app_image: str,
-                  tmp_path_factory: pytest.TempPathFactory,
+                  imagegate_session: str, tmp_path_factory: pytest.TempPathFactory,
                   ) -> Iterator[Callable[[Callable[[str], str]], str]]:
     """Build the project with ``mutate(Dockerfile text)`` applied; return the image id.
 
     Runs after ``app_image`` so the wheelhouse is in place and most layers come from cache; built
     with the project's builder, network, pull policy and target, as ``app_image`` was.
-    The variant images are removed at the end of the session (throwaway, not a cache).
+    Each variant is tagged for this session and untagged at its end (throwaway, not a cache): a
+    worker beside it that built the same variant keeps its own tag, so its image stays.
     """
     context, dockerfile_path = build.project_paths(imagegate_settings)
     source = dockerfile_path.read_text()
@@ -31,20 +32,21 @@ def build_variant(docker_client: Any, imagegate_settings: Any, app_image: str,
         assert text != source, "the mutation changed nothing"
         dockerfile = out / f"Dockerfile.{abs(hash(text)):x}"
         dockerfile.write_text(text)
+        tag = f"imagegate/variant:{imagegate_session}-{len(built)}"
         try:
             result = build.build(
-                docker_client, context=context, dockerfile=dockerfile, tags=[],
+                docker_client, context=context, dockerfile=dockerfile, tags=[tag],
                 buildargs=pipeline.build_args(imagegate_settings),
                 labels={"imagegate.variant": "true"}, progress=lambda line: None,
                 **build.options(imagegate_settings),
             )
         except ImagegateError as exc:
             pytest.fail(f"variant build failed: {exc.message}\n{exc.detail}", pytrace=False)
-        built.append(result.image_id)
+        built.append(tag)
         return result.image_id
 
     built: list[str] = []
     yield make
-    for image_id in built:
-        with contextlib.suppress(Exception):  # may still be shared by another variant's tag
-            docker_client.images.remove(image_id, force=True)
+    for tag in built:
+        with contextlib.suppress(Exception):  # the image goes with its last tag
+            docker_client.images.remove(tag)

@@ -23,7 +23,7 @@ from imagegate.errors import BaseImageError, BuildFailed, UsageError
 
 # The harness's own machinery, tested for real: `make test` runs it; the gate's fast
 # stages (gate_select = "not slow") leave it out.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("builders")]
 
 Build = Callable[..., BuildResult]
 

@@ -26,7 +26,7 @@ from imagegate.settings import Settings
 
 # The harness's own machinery, tested for real: `make test` runs it; the gate's fast
 # stages (gate_select = "not slow") leave it out.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("container_runtime")]
 
 BASE = "imagegate/python:3.11-bookworm"
 PORT = 8000

@@ -23,7 +23,8 @@ from dockerfile_edits import before_user, drop_instruction, replace_line
 from imagegate.catalogue import stage_ids
 from testsupport.generic import run_generic
 
-pytestmark = [pytest.mark.image, pytest.mark.slow]
+pytestmark = [pytest.mark.image, pytest.mark.slow,
+              pytest.mark.xdist_group("mutations_running")]  # one module fixture: one worker
 
 #: Probes a path the app does not serve: the container goes unhealthy within seconds.
 FAILING_HEALTHCHECK = (

@@ -16,7 +16,7 @@ from stack_helpers import get
 from imagegate.errors import StackNotHealthy, UsageError
 from imagegate.stack import Stack
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.xdist_group("env")]  # a module fault stack
 
 
 @pytest.mark.slow  # its own compose project (~5 s): make test, not the gate

@@ -18,7 +18,7 @@ from imagegate.proc import wait_until
 from imagegate.stack import Stack
 
 # Each fault needs its own project and seconds of waiting: run by make test, not the gate.
-pytestmark = [pytest.mark.stack, pytest.mark.slow]
+pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.xdist_group("faults")]
 
 
 def _ready(stack: Stack) -> None:

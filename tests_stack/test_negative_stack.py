@@ -30,7 +30,7 @@ from imagegate.findings import Finding
 from imagegate.settings import Settings
 from testsupport.generic import run_generic
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.xdist_group("negative_stack")]
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = Path(__file__).parent / "variants"

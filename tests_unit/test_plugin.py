@@ -105,6 +105,27 @@ def test_severity_decides_the_outcome(pytester: pytest.Pytester) -> None:
         "test_project_own")
 
 
+def test_xdist_workers_have_their_own_sessions_and_one_findings_file(
+        pytester: pytest.Pytester) -> None:
+    """Under ``-n 2`` each worker labels (and so cleans up) only its own session, and the
+    findings of both land in the one file the gate reads."""
+    _checks_project(pytester, "")
+    pytester.makepyfile(test_session="""
+def test_session(imagegate_session):
+    import os
+    print("SESSION", imagegate_session, os.environ["PYTEST_XDIST_WORKER"])
+    assert imagegate_session == "gate-run-" + os.environ["PYTEST_XDIST_WORKER"]
+""")
+    out = pytester.path / "findings.jsonl"
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "xdist", "--imagegate-session",
+                                           "gate-run", f"--imagegate-findings={out}")
+    result.assert_outcomes(passed=4, failed=1, skipped=1)
+    found = [json.loads(line)["check_id"] for line in out.read_text().splitlines()]
+    assert sorted(found) == ["IG-LABELS", "IG-NO-SECRET-ENV", "IG-PROJECT-TEST",
+                             "IG-PROJECT-TEST", "IG-RUN-NO-BUILD-TOOLS", "IG-USER-NUMERIC"]
+    assert list(pytester.path.glob("findings.jsonl.gw*")) == []
+
+
 def test_hardened_and_fail_on(pytester: pytest.Pytester) -> None:
     """hardened makes the hardening checks errors; so does fail_on = warning at baseline."""
     _checks_project(pytester, 'profile = "hardened"')
