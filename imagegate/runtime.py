@@ -21,8 +21,11 @@ import io
 import ipaddress
 import os
 import posixpath
+import py_compile
 import re
+import sys
 import tarfile
+import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .container import engine_reason
+from .engine import STATE_DIR
 
 PIP_ZIP = "/tmp/imagegate-pip.zip"
 LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's ``st`` column
@@ -384,15 +388,45 @@ def writable_paths(container: Any, workdir: str | None, interpreter: str) -> lis
 @functools.lru_cache(maxsize=1)
 def pip_zip() -> bytes:
     """This interpreter's pip package zipped (runnable as ``python pip.zip/pip``), in a tar
-    holding one file, ``imagegate-pip.zip`` (for ``put_archive``)."""
+    holding one file, ``imagegate-pip.zip`` (for ``put_archive``).
+
+    Each module is there as source and as bytecode compiled here (unchecked-hash .pyc files
+    beside the .py, which zipimport tries first): an interpreter of this Python version imports
+    pip without compiling it — seconds of a container's CPU on every gate — and any other
+    version finds a bad magic number and falls back to the source. Made once per pip version
+    and Python version, then read from the state dir.
+    """
     import pip
 
-    source = Path(pip.__file__).parent
+    cache = STATE_DIR / "pip" / f"pip-{pip.__version__}-{sys.implementation.cache_tag}-1.tar"
+    with contextlib.suppress(OSError):
+        return cache.read_bytes()
+    data = _pip_tar(Path(pip.__file__).parent)
+    with contextlib.suppress(OSError):
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=cache.parent, prefix=f".{cache.name}.",
+                                         delete=False) as tmp:
+            tmp.write(data)
+        os.replace(tmp.name, cache)
+    return data
+
+
+def _pip_tar(source: Path) -> bytes:
+    """:func:`pip_zip` made from the pip package at ``source``."""
     zbuf = io.BytesIO()
-    with zipfile.ZipFile(zbuf, "w", zipfile.ZIP_DEFLATED) as zf:
+    with zipfile.ZipFile(zbuf, "w", zipfile.ZIP_DEFLATED) as zf, \
+            tempfile.TemporaryDirectory(prefix="imagegate-pip-") as tmp:
+        compiled = Path(tmp) / "module.pyc"
         for path in sorted(source.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                zf.write(path, Path("pip") / path.relative_to(source))
+            if not path.is_file() or "__pycache__" in path.parts:
+                continue
+            arcname = Path("pip") / path.relative_to(source)
+            zf.write(path, arcname)
+            if path.suffix == ".py":
+                py_compile.compile(str(path), cfile=str(compiled), dfile=f"{PIP_ZIP}/{arcname}",
+                                   doraise=True,
+                                   invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+                zf.write(compiled, arcname.with_suffix(".pyc"))
     tbuf = io.BytesIO()
     with tarfile.open(fileobj=tbuf, mode="w") as tar:
         info = tarfile.TarInfo(posixpath.basename(PIP_ZIP))

@@ -203,3 +203,38 @@ def test_skip_is_neither_true_nor_false() -> None:
     assert str(skip) == "no python3 in the image"
     with pytest.raises(TypeError, match="no python3 in the image"):
         bool(skip)
+
+
+def test_pip_zip_ships_bytecode_this_python_imports_without_compiling(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every module of the copied-in pip is there as source and as an unchecked-hash .pyc beside
+    it; this Python runs pip from the zip; a second call reads the made zip from the state dir."""
+    import io
+    import subprocess
+    import sys
+    import tarfile
+    import zipfile
+
+    from imagegate import runtime
+
+    monkeypatch.setattr(runtime, "STATE_DIR", tmp_path)
+    runtime.pip_zip.cache_clear()
+    try:
+        data = runtime.pip_zip()
+        assert list((tmp_path / "pip").glob("*.tar")), "the zip was not kept"
+        assert runtime.pip_zip() == data
+    finally:
+        runtime.pip_zip.cache_clear()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        member = tar.getmembers()[0]
+        zipped = tar.extractfile(member).read()  # type: ignore[union-attr]
+    names = set(zipfile.ZipFile(io.BytesIO(zipped)).namelist())
+    sources = {n for n in names if n.endswith(".py")}
+    assert "pip/__main__.py" in sources and "pip/_internal/cli/main.py" in sources
+    assert {s[:-3] + ".pyc" for s in sources} <= names
+    pyc = zipfile.ZipFile(io.BytesIO(zipped)).read("pip/_internal/cli/main.pyc")
+    assert int.from_bytes(pyc[4:8], "little") == 0b01, "expected an unchecked-hash pyc"
+    (tmp_path / "pip.zip").write_bytes(zipped)
+    out = subprocess.run([sys.executable, "-I", str(tmp_path / "pip.zip" / "pip"), "--version"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith("pip "), out.stdout + out.stderr
