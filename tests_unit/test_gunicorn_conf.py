@@ -115,6 +115,7 @@ def test_bad_value_exits_78_with_one_line(
     assert err.count("\n") == 1
 
 
+@pytest.mark.slow  # a real gunicorn process (1-4 s): make test, not the gate
 @pytest.mark.parametrize(
     ("extra", "named"),
     [({"SECRET_KEY": ""}, "SECRET_KEY"), ({"PORT": "99999"}, "PORT"),
@@ -170,6 +171,7 @@ def get(url: str, timeout: float = 5) -> tuple[int, dict[str, Any]]:
         return response.status, json.loads(response.read())
 
 
+@pytest.mark.slow  # a real gunicorn process (1-4 s): make test, not the gate
 def test_serves_and_sigterm_finishes_in_flight_request(
     server: tuple[subprocess.Popen[str], list[str], str],
 ) -> None:
@@ -189,6 +191,7 @@ def test_serves_and_sigterm_finishes_in_flight_request(
     assert not any("Traceback" in line for line in lines), "".join(lines)
 
 
+@pytest.mark.slow  # a real gunicorn process (1-4 s): make test, not the gate
 def test_serves_on_the_socket_it_was_given(
     server: tuple[subprocess.Popen[str], list[str], str], listener: socket.socket,
 ) -> None:
