@@ -39,8 +39,11 @@ from .engine import cleanup_session, session_labels
 from .errors import CommandFailed, StackNotHealthy, UsageError
 from .proc import run
 
-#: Seconds a stack's containers get to stop when the stack is taken down after its tests.
-TEARDOWN_GRACE = 2
+#: Seconds a stack's containers get to stop when the stack is taken down after its tests: none.
+#: Teardown is not a shutdown test (the fault tests stop containers on purpose and watch); its
+#: volumes go with it, so nothing is lost, and a server still holding a test's keep-alive
+#: connections (or a shell-form CMD's /bin/sh, which ignores SIGTERM) would cost the grace.
+TEARDOWN_GRACE = 0
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 PULL_POLICIES = ("missing", "never", "always")
@@ -384,9 +387,7 @@ def running_stack(
         finally:
             # Runs on pass, fail and KeyboardInterrupt alike; each step tolerates the others.
             with contextlib.suppress(Exception):
-                # Teardown is not a shutdown test (a shell-form CMD's /bin/sh ignores SIGTERM and
-                # would cost the full grace period): containers get TEARDOWN_GRACE seconds.
-                stack.down(timeout=TEARDOWN_GRACE)
+                stack.down(timeout=TEARDOWN_GRACE)  # not a shutdown test: see TEARDOWN_GRACE
             with contextlib.suppress(Exception):
                 remove_leftovers(stack.cli, session, project)
     finally:
