@@ -17,7 +17,18 @@ from pathlib import Path
 # Run as a script (`python bench/run.py`): make the repo root importable so `bench` is a package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import builds, gatetime, initsizes, load, results, sizes, slimbase, startup
+from bench import (
+    builds,
+    freshclone,
+    gatetime,
+    initsizes,
+    load,
+    results,
+    sizes,
+    slimbase,
+    startup,
+    variants,
+)
 from bench.common import ROOT, Ctx, remove_bench_images
 from imagegate import pipeline, settings
 from imagegate.engine import (
@@ -29,6 +40,9 @@ from imagegate.engine import (
 )
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
+#: The stack variants ``make bench`` measures beside the seed (``python -m bench.variants`` runs
+#: them all): as shipped, the old defaults (access log on), and the cheaper healthcheck.
+BENCH_VARIANTS = ("shipped", "old", "quiet", "quiet4")
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -38,6 +52,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="one repetition of everything, small load, no gate (for trying it out)")
     p.add_argument("--skip-gate", action="store_true", help="do not time the gate")
+    p.add_argument("--skip-variants", action="store_true",
+                   help="do not measure our stack's variants (bench.variants)")
+    p.add_argument("--skip-ci", action="store_true",
+                   help="do not time .ci/run on a fresh clone of HEAD (about 10 min)")
     p.add_argument("--gate-budget", type=float, default=420.0,
                    help="seconds the measured gate runs may take together (default 420)")
     return p.parse_args(argv)
@@ -63,18 +81,18 @@ def collect(ctx: Ctx, params: results.Params, args: argparse.Namespace) -> resul
     log(f"bases: {ours_base}, {slim}{' (made now)' if made else ''}")
     ours_i = builds.Variant("ours", "imagegate", ours_base)
     seed_i = builds.Variant("seed", "imagegate", ours_base)
-    variants = [ours_i, seed_i, builds.Variant("ours", "slim", slim),
-                builds.Variant("seed", "slim", slim)]
+    images = [ours_i, seed_i, builds.Variant("ours", "slim", slim),
+              builds.Variant("seed", "slim", slim)]
     r = results.Results(params, results.machine_facts(ctx.cli), ours_i, seed_i)
     r.busy = {"start": results.load_average()}
     others_start = other_containers(ctx.cli, ctx.session)
     bases = (ours_base, slim, pipeline.redis_image())
     base_ids = {ref: ctx.cli.images.get(ref).id for ref in bases}
 
-    for v in variants:
+    for v in images:
         built = builds.build_variant(ctx, v)
         log(f"built {v.title}: {built.image_id[7:19]}")
-    r.sizes = sizes.measure(ctx.cli, variants)
+    r.sizes = sizes.measure(ctx.cli, images)
     for row in r.sizes:
         log(f"size {row.variant.title}: {row.size / 1e6:.1f} MB")
     if not args.quick:
@@ -82,13 +100,13 @@ def collect(ctx: Ctx, params: results.Params, args: argparse.Namespace) -> resul
 
         r.init_sizes = initsizes.measure(ctx, standins.ensure_python_slim(log=log))
 
-    for v in variants:
+    for v in images:
         r.builds[v.title] = times = builds.build_times(ctx, v, reps=params.build_reps)
         log(f"build {v.title}: cold {times.cold.median:.1f}s warm {times.warm.median:.2f}s "
             f"change {times.change.median:.2f}s")
-    builds.drop_buildtime_images(ctx, variants)
+    builds.drop_buildtime_images(ctx, images)
 
-    for v in variants:
+    for v in images:
         r.starts[v.title] = st = startup.start_times(ctx, v.ref, runs=params.start_runs)
         log(f"start {v.title}: median {st.to_200.median * 1000:.0f} ms")
 
@@ -102,6 +120,13 @@ def collect(ctx: Ctx, params: results.Params, args: argparse.Namespace) -> resul
         for path, fig in figures.items():
             log(f"load {name} {path}: {fig.rps.median:.0f} req/s, p99 {fig.p99.median:.1f} ms")
 
+    if not (args.quick or args.skip_variants):
+        r.variants = variants.collect(
+            ctx, ours_i.ref, seed_i.ref, requests=params.load_requests, rounds=params.load_rounds,
+            concurrency=params.load_concurrency, warmup=params.load_warmup,
+            variants=[v for v in variants.VARIANTS if v.name in BENCH_VARIANTS])
+        log(f"variants: {len(r.variants.variants)} measured against the seed")
+
     if args.skip_gate or args.quick:
         r.gate_note = "skipped (--quick)" if args.quick else "skipped (--skip-gate)"
     else:
@@ -112,6 +137,12 @@ def collect(ctx: Ctx, params: results.Params, args: argparse.Namespace) -> resul
                                             project=sample, label="sample-gate")
         log(f"sample gate: median {r.sample_gate.total.median:.1f}s over "
             f"{r.sample_gate.total.n} warm runs")
+    if args.quick or args.skip_ci:
+        r.ci_note = "skipped (--quick)" if args.quick else "skipped (--skip-ci)"
+    else:
+        log("fresh clone: CI=true bash .ci/run (about 10 min)")
+        r.ci = freshclone.run_fresh_clone(ctx)
+        log(f"fresh clone: exit {r.ci.exit_code} in {r.ci.seconds:.0f}s")
     r.busy["end"] = results.load_average()
     r.busy["others"] = (f"{others_start} running at the start, "
                         f"{other_containers(ctx.cli, ctx.session)} at the end")
