@@ -43,8 +43,11 @@ ENV PATH=/opt/venv/bin:/usr/local/bin:/usr/bin:/bin \
 WORKDIR /srv/app
 USER 10001:10001
 EXPOSE 8000
+# One HTTP/1.0 GET of /healthz with the socket module only (-I -S: no site-packages), expecting
+# 200: several times less CPU per probe than urllib.request (see compose.yml for the numbers).
+# A failure is one line in the health log ("unhealthy: …"), not a traceback.
 HEALTHCHECK --interval=3s --timeout=3s --start-period=20s --retries=3 \
-    CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8000'), timeout=2)"]
+    CMD ["python3", "-I", "-S", "-c", "import os, socket, sys; sys.excepthook = lambda t, e, tb: print('unhealthy:', e, file=sys.stderr); s = socket.create_connection(('127.0.0.1', int(os.environ.get('PORT', '8000'))), 2); s.sendall(b'GET /healthz HTTP/1.0\\r\\n\\r\\n'); status = s.makefile('rb').readline().split()[1:2]; raise SystemExit(None if status == [b'200'] else f'unhealthy: /healthz answered {status}')"]
 CMD ["gunicorn", "--config", "/srv/app/app/gunicorn.conf.py", "app.wsgi:app"]
 # Last, so a new commit changes only this metadata layer.
 ARG VERSION=dev
