@@ -493,6 +493,22 @@ def _load(r: Results) -> str:
     return "\n".join(lines)
 
 
+def _variant_note(r: Results) -> str:
+    """The variants run in one sentence: p99 ÷ seed per variant and path, as measured."""
+    run = r.variants
+    if not run:
+        return ""
+    from .variants import SEED
+
+    parts = []
+    for v in run.variants:
+        ratios = [x(ratio(run.load[v.name][p].p99.median, run.load[SEED][p].p99.median))
+                  for p in PATHS if p in run.load.get(v.name, {}) and p in run.load[SEED]]
+        parts.append(f"{v.title} {' / '.join(ratios)}")
+    return ("p99 ÷ seed on `/` / `/hits` per variant in [Stack variants]"
+            "(#stack-variants-where-our-p99-goes), this run: " + "; ".join(parts) + ". ")
+
+
 def _notes(r: Results) -> str:
     notes: list[str] = []
     o, s = _size_row(r, "ours", "imagegate"), _size_row(r, "seed", "imagegate")
@@ -550,16 +566,15 @@ def _notes(r: Results) -> str:
     if slower or tail:
         notes.append(
             "**Where our stack is behind the seed's: " + "; ".join(slower + tail) + ".** "
-            "Measured per suspect in [Stack variants](#stack-variants-where-our-p99-goes) (same "
-            "run, the other stacks paused during each turn): the access log was the largest cost "
-            "and is now off by default; 4 workers x 1 thread and 4 sync workers were worse than "
-            "2 x 4 threads. What is left is the shape of the two servers: ours keeps connections "
-            "alive and runs 4 threads per process, so under 20 concurrent clients on 2 CPUs a few "
-            "requests wait behind others holding the GIL, while the seed's sync workers take one "
-            "request at a time and close each connection (the load generator re-opens it, which "
-            "spreads its requests more evenly). A healthcheck every 30 s instead of 2 s also "
-            "shortened the tail, but Docker 20.10 has no `start_interval`, so it would delay "
-            "every `up --wait` by the interval.")
+            + _variant_note(r) + "What is left is the shape of the two servers: ours keeps "
+            "connections alive and runs 4 threads per process, so under 20 concurrent clients on "
+            "2 CPUs a few requests wait behind others holding the GIL, while the seed's sync "
+            "workers take one request at a time and close each connection (the load generator "
+            "re-opens it, which spreads its requests more evenly). A healthcheck every 30 s "
+            "instead of 2 s shortens the tail too, but Docker 20.10 has no `start_interval`, so "
+            "it would delay every `up --wait` by the interval. The stack section's two stacks "
+            "both run beside each other's healthchecks; the variants section pauses the stacks "
+            "not taking their turn, so its ratios differ from the stack section's.")
     start = r.starts.get(r.ours.title)
     if start and start.to_200.median > START_TARGET:
         notes.append(
@@ -578,10 +593,10 @@ def _notes(r: Results) -> str:
             "gate runs on sample projects (each builds, starts containers and a compose project), "
             "mutated images, fault injection and push retries against a real registry. On 2 CPUs "
             "these are CPU-bound (each gate is itself up to six processes), so more xdist workers "
-            "than two only raise the load: a trial with four workers took as long and timed out "
-            "health waits. What would close it: fewer real gate runs (several assertions on one "
-            "run per sample project), the faster gate above (every end-to-end test pays it), "
-            "or a CI machine with more cores (the suites scale with `JOBS`).")
+            "than two only raise the load: a trial with four workers beside other work ran 14 min "
+            "with health waits timing out. What would close it: fewer real gate runs (several "
+            "assertions on one run per sample project), the faster gate above (every end-to-end "
+            "test pays it), or a CI machine with more cores (the suites scale with `JOBS`).")
     notes.append(
         "**Left out on purpose.** The official `python:3.9-slim` (no registry) and the time to "
         "download wheels (cached on the host before any build; builds have no network).")
