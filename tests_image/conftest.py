@@ -49,4 +49,4 @@ def build_variant(docker_client: Any, imagegate_settings: Any, app_image: str,
     yield make
     for tag in built:
         with contextlib.suppress(Exception):  # the image goes with its last tag
-            docker_client.images.remove(tag)
+            docker_client.images.remove(tag, noprune=True)

@@ -80,7 +80,7 @@ def make_base(docker_client: Any) -> Iterator[Made]:
     yield make
     for image_id in reversed(made):
         with contextlib.suppress(Exception):  # an up-to-date run returned an id already removed
-            docker_client.images.remove(image_id, force=True)
+            docker_client.images.remove(image_id, force=True, noprune=True)
 
 
 @pytest.mark.slow

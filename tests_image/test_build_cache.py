@@ -45,7 +45,7 @@ def test_code_change_reuses_dependency_layer(docker_client: Any, app_image: str,
         labels={"imagegate.variant": "true"}, progress=lambda line: None,
         **build.options(imagegate_settings),
     )
-    docker_client.images.remove(result.image_id, force=True)  # a throwaway variant
+    docker_client.images.remove(result.image_id, force=True, noprune=True)  # a throwaway variant
     steps = [(step.text, step.cached) for step in result.steps]
     for needle in DEPENDENCY_STEPS:
         matching = [cached for text, cached in steps if needle in text]

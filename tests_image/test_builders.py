@@ -71,7 +71,7 @@ def built(docker_client: Any) -> Iterator[list[str]]:
     yield made
     for ref in reversed(made):
         with contextlib.suppress(Exception):  # already gone, or a parent of another one
-            docker_client.images.remove(ref, force=True)
+            docker_client.images.remove(ref, force=True, noprune=True)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ test ends. The timings these tests measure are printed (``pytest -s`` shows them
 from __future__ import annotations
 
 import contextlib
-import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +30,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("container_runtime")]
 BASE = "imagegate/python:3.11-bookworm"
 PORT = 8000
 SERVE = "/opt/venv/bin/serve"
-STEP = re.compile(r"^ ---> ([0-9a-f]{12})\s*$")  # the classic builder's "step made image …"
 
 HTTP = f"""\
 FROM {BASE}
@@ -86,12 +84,9 @@ CMD ["gunicorn", "app:app"]
 def build(docker_client: Any, imagegate_session: str, tmp_path_factory: pytest.TempPathFactory,
           ) -> Iterator[Callable[..., str]]:
     """Build a Dockerfile text (plus directories copied into its context) with no pull and no
-    network; return the image id. Removed after the module: each image, and the intermediate
-    images its build log names that were not there before (a multi-stage build's builder
-    stage) — only those, never other untagged images (other builds share this engine)."""
-    before = {i.id for i in docker_client.images.list(all=True)}
+    network; return the image id. Each image is removed after the module, never its parents:
+    an intermediate image may be the cache another worker's build is standing on right now."""
     built: list[str] = []
-    steps: list[str] = []
 
     def make(dockerfile: str, extra: dict[str, Path] | None = None) -> str:
         context = tmp_path_factory.mktemp("img")
@@ -101,23 +96,16 @@ def build(docker_client: Any, imagegate_session: str, tmp_path_factory: pytest.T
                             ignore=shutil.ignore_patterns("__pycache__"))
         # tagged (session-unique) so a dangling-image sweep by a parallel run leaves it alone
         tag = f"imagegate/runtime-test:{imagegate_session}-{len(built)}"
-        image, log = docker_client.images.build(
+        image, _ = docker_client.images.build(
             path=str(context), tag=tag, pull=False, network_mode="none", rm=True,
             forcerm=True, labels={"imagegate.managed": "true"})
         built.append(image.id)
-        steps.extend(m.group(1) for chunk in log
-                     for m in [STEP.match(str(chunk.get("stream", "")))] if m)
         return str(image.id)
 
     yield make
     for image_id in reversed(built):
         with contextlib.suppress(Exception):
-            docker_client.images.remove(image_id, force=True)
-    for short in reversed(steps):
-        if any(full.startswith(f"sha256:{short}") for full in before):
-            continue  # a cache hit on an image that was already there: not ours
-        with contextlib.suppress(Exception):  # gone with its child, or in use: leave it
-            docker_client.images.remove(short)
+            docker_client.images.remove(image_id, force=True, noprune=True)
 
 
 @contextlib.contextmanager

@@ -491,7 +491,7 @@ def test_gate_through_another_docker_host(alt_engine: tuple[SocketProxy, str, st
         "no push went through DOCKER_HOST"
     assert any(re.match(r"POST /v[\d.]+/containers/.+/exec", r) for r in requests_seen), \
         "no exec (testinfra) went through DOCKER_HOST"
-    docker_client.images.remove(ref)
+    docker_client.images.remove(ref, noprune=True)
     assert leftovers() == []
 
 

@@ -36,10 +36,10 @@ def test_gate_passes_and_pushes(sample: Path, registry: str, docker_client: Any,
     summary = (sample / "out" / "summary.md").read_text()
     assert "PASSED" in summary and "of 80 MB budget" in summary and digest in summary
 
-    docker_client.images.remove(ref)
+    docker_client.images.remove(ref, noprune=True)
     pulled = docker_client.images.pull(ref.rsplit(":", 1)[0], tag="ok")
     assert any(d.endswith(digest) for d in pulled.attrs["RepoDigests"]), pulled.attrs["RepoDigests"]
-    docker_client.images.remove(ref)
+    docker_client.images.remove(ref, noprune=True)
     assert leftovers() == []
 
 

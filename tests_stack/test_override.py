@@ -88,7 +88,7 @@ def tiny_image(session: str) -> Iterator[str]:
     try:
         yield str(image.id)
     finally:
-        cli.images.remove(image.id, force=True)
+        cli.images.remove(image.id, force=True, noprune=True)
 
 
 def _built_by_compose(cli: Any, project: str) -> list[str]:

@@ -184,7 +184,7 @@ def test_pull_missing_pulls_from_a_registry(copy_project: Callable[[str], Path],
     docker_client.images.get(python_slim_image).tag(ref)
     for chunk in docker_client.api.push(ref, stream=True, decode=True):
         assert "error" not in chunk, chunk
-    docker_client.images.remove(ref)
+    docker_client.images.remove(ref, noprune=True)
     project = copy_project("dockerinit")
     dockerfile = project / "Dockerfile"
     text = dockerfile.read_text()
@@ -199,4 +199,4 @@ def test_pull_missing_pulls_from_a_registry(copy_project: Callable[[str], Path],
         for image in docker_client.images.list(name=f"{registry}/stock/python"):
             for tag in image.tags:
                 if tag.startswith(f"{registry}/"):
-                    docker_client.images.remove(tag)
+                    docker_client.images.remove(tag, noprune=True)

@@ -49,7 +49,7 @@ def untag(docker_client: Any) -> Iterator[list[str]]:
             for name in [*image.tags, *image.attrs.get("RepoDigests", [])]:
                 if name.startswith((f"{repo}:", f"{repo}@")):
                     with contextlib.suppress(Exception):
-                        docker_client.images.remove(name)
+                        docker_client.images.remove(name, noprune=True)
 
 
 def run_gate(project: Path, ref: str, monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
@@ -89,7 +89,7 @@ def test_gate_pushes_with_env_credentials(sample: Path, secure_registry: Any, do
     assert f"{ref}@{digest}" in (sample / "out" / "summary.md").read_text()
     assert f"pushed {ref}@{digest}" in proc.stdout
     assert secure_registry.digest("imagegate/sample", "ok") == digest
-    docker_client.images.remove(ref)
+    docker_client.images.remove(ref, noprune=True)
     pulled = docker_client.images.pull(ref.rsplit(":", 1)[0], tag="ok",
                                        auth_config=secure_registry.auth())
     assert any(d.endswith(digest) for d in pulled.attrs["RepoDigests"]), pulled.attrs
@@ -179,7 +179,7 @@ def tiny_image(docker_client: Any, imagegate_session: str) -> Iterator[str]:
         changes=[f'LABEL imagegate.session="{imagegate_session}"'])
     image_id = re.findall(r"sha256:[0-9a-f]{64}", str(answer))[-1]
     yield image_id
-    docker_client.images.remove(image_id, force=True)
+    docker_client.images.remove(image_id, force=True, noprune=True)
 
 
 def docker_config(where: Path, data: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
