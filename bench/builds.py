@@ -12,6 +12,7 @@ never ``app/``.
 from __future__ import annotations
 
 import contextlib
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,7 +136,8 @@ def build_times(ctx: Ctx, variant: Variant, reps: int = 3) -> BuildTimes:
     change = []
     try:
         for i in range(reps):
-            changed.write_text(original + f"# bench: one-file change {i + 1}\n")
+            # unique text: the same edit in an earlier run would be a build-cache hit, not a change
+            changed.write_text(original + f"# bench: one-file change {i + 1} {uuid.uuid4().hex}\n")
             change.append(_timed_build(ctx, variant, context, tag))
     finally:
         changed.write_text(original)
