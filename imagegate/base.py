@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .engine import IMAGE_LABEL, STATE_DIR, client
+from .engine import IMAGE_LABEL, STATE_DIR, client, write_atomic
 from .errors import BaseImageError, CommandFailed, UsageError
 from .proc import run
 
@@ -191,7 +191,7 @@ def resolve(roots: tuple[str, ...], extra: tuple[str, ...] = (),
     if stamp and cache.is_file():
         return dict(json.loads(cache.read_text()))
     found = _resolve(roots, extra, frozenset(leave_out))
-    _write_atomic(cache, json.dumps(found))
+    write_atomic(cache, json.dumps(found))
     return found
 
 
@@ -208,7 +208,7 @@ def _apt_answer(name: str, ask: Callable[[], str]) -> str:
     if stamp and cache.is_file():
         return cache.read_text().strip()
     answer = ask()
-    _write_atomic(cache, answer)
+    write_atomic(cache, answer)
     return answer
 
 
@@ -216,15 +216,6 @@ def _lists_stamp() -> int:
     """When apt's package lists last changed (0 when there are none)."""
     lists = Path("/var/lib/apt/lists")
     return max((f.stat().st_mtime_ns for f in lists.glob("*Packages*")), default=0)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write a cache file so a gate running beside this one never reads it half written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
-                                     delete=False) as tmp:
-        tmp.write(text)
-    os.replace(tmp.name, path)
 
 
 def _resolve(roots: tuple[str, ...], extra: tuple[str, ...],

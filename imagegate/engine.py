@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,16 @@ DEFAULT_HOSTS = ("unix:///var/run/docker.sock", "unix:///run/docker.sock")
 STATE_DIR = Path(os.environ.get("IMAGEGATE_STATE_DIR", Path.home() / ".cache" / "imagegate"))
 PIDFILE = STATE_DIR / "dockerd.pid"
 DOCKERD_LOG = STATE_DIR / "dockerd.log"
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write a state-dir file so a gate running beside this one never reads it half written
+    (a temp file in the same directory, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=f".{path.name}.",
+                                     delete=False) as tmp:
+        tmp.write(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp.name, path)
 
 
 def new_session_id() -> str:

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from . import layers as layers_mod
-from .engine import STATE_DIR
+from .engine import STATE_DIR, write_atomic
 from .findings import Finding, credential_kind, secret_problem
 from .layers import FileInfo, Keep, read_saved
 from .settings import Settings
@@ -118,13 +118,13 @@ def _cached_files(key: str | None) -> dict[str, FileInfo] | None:
     """The files cached under ``key``, or None (no key, no entry, or an unreadable one)."""
     if key is None:
         return None
-    path = FACTS_CACHE / f"{key}.json"
+    entry = FACTS_CACHE / f"{key}.json"
     try:
-        rows = json.loads(path.read_text())
+        rows = json.loads(entry.read_text())
     except (OSError, ValueError):
         return None
     with contextlib.suppress(OSError):
-        os.utime(path)  # recently used: kept by the pruning below
+        os.utime(entry)  # recently used: kept by the pruning below
     return {path: FileInfo(path, kind, mode, uid, gid, size, layer, link,
                            base64.b64decode(content) if content is not None else None)
             for path, kind, mode, uid, gid, size, layer, link, content in rows}
@@ -139,11 +139,7 @@ def _cache_files(key: str | None, files: Mapping[str, FileInfo]) -> None:
              base64.b64encode(f.content).decode() if f.content is not None else None]
             for f in files.values()]
     with contextlib.suppress(OSError):
-        FACTS_CACHE.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=FACTS_CACHE, prefix=f".{key}.",
-                                         delete=False) as tmp:
-            json.dump(rows, tmp, separators=(",", ":"))
-        os.replace(tmp.name, FACTS_CACHE / f"{key}.json")
+        write_atomic(FACTS_CACHE / f"{key}.json", json.dumps(rows, separators=(",", ":")))
         entries = sorted(FACTS_CACHE.glob("*.json"), key=lambda p: p.stat().st_mtime,
                          reverse=True)
         for stale in entries[FACTS_KEPT:]:

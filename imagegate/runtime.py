@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .container import engine_reason
-from .engine import STATE_DIR
+from .engine import STATE_DIR, write_atomic
 
 PIP_ZIP = "/tmp/imagegate-pip.zip"
 LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's ``st`` column
@@ -403,11 +403,7 @@ def pip_zip() -> bytes:
         return cache.read_bytes()
     data = _pip_tar(Path(pip.__file__).parent)
     with contextlib.suppress(OSError):
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=cache.parent, prefix=f".{cache.name}.",
-                                         delete=False) as tmp:
-            tmp.write(data)
-        os.replace(tmp.name, cache)
+        write_atomic(cache, data)
     return data
 
 
