@@ -32,8 +32,8 @@ from .errors import BaseImageError, UsageError
 
 __all__ = [
     "BuildKitBuilder", "BuildRequest", "BuildResult", "Builder", "ClassicBuilder", "Step", "build",
-    "builder_name", "ensure_from_images", "from_images", "git_facts", "options", "project_paths",
-    "select_builder",
+    "builder_name", "ensure_from_images", "from_images", "git_facts", "options", "own_outputs",
+    "project_paths", "select_builder",
 ]
 
 
@@ -52,15 +52,18 @@ def build(
     target: str = "",
     no_cache: bool = False,
     timeout: float = 900,
+    exclude: Sequence[str] = (),
 ) -> BuildResult:
     """Build ``dockerfile`` in ``context`` with ``builder`` (a setting or a :class:`Builder`).
 
     A failed build is :class:`BuildFailed` naming the step and its error (log tail as detail); a
-    FROM image the pull policy cannot supply is :class:`BaseImageError`.
+    FROM image the pull policy cannot supply is :class:`BaseImageError`. ``exclude``: context
+    paths left out beside the project's ignore file.
     """
     request = BuildRequest(context=context, dockerfile=dockerfile, tags=tuple(tags),
                            buildargs=dict(buildargs), labels=dict(labels), target=target,
-                           network=network, pull=pull, no_cache=no_cache, timeout=timeout)
+                           network=network, pull=pull, no_cache=no_cache, timeout=timeout,
+                           exclude=tuple(exclude))
     chosen = select_builder(builder, cli) if isinstance(builder, str) else builder
     if not context.is_dir():
         raise UsageError(f"{context}: build context is not a directory")
@@ -82,6 +85,18 @@ def project_paths(settings: Any) -> tuple[Path, Path]:
     context = settings.path(settings.context or ".")
     dockerfile = settings.path(settings.dockerfile) if settings.dockerfile else context / "Dockerfile"
     return context, dockerfile
+
+
+def own_outputs(settings: Any, context: Path) -> list[str]:
+    """What the gate writes inside the build context (its report directory), as context-relative
+    ignore patterns: a build must neither ship the last gate's reports nor miss its cache
+    because the lint beside it wrote a new one."""
+    reports = settings.path(settings.report_dir).resolve()
+    try:
+        inside = reports.relative_to(context.resolve())
+    except ValueError:
+        return []
+    return [inside.as_posix()] if inside.parts else []
 
 
 def ensure_from_images(cli: Any, dockerfile: Path, buildargs: Mapping[str, str], pull: str, *,

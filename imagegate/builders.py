@@ -89,6 +89,9 @@ class BuildRequest:
     pull: str = "missing"
     no_cache: bool = False
     timeout: float = 900
+    #: context-relative paths left out of the context beside the project's ignore file (the
+    #: gate's own report directory: a build must not ship, or be invalidated by, its reports)
+    exclude: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.network not in NETWORKS:
@@ -348,6 +351,56 @@ def _short(text: str, limit: int) -> str:
 # -- the builders -----------------------------------------------------------------------------
 
 
+def ignore_lines(path: Path) -> list[str]:
+    """The patterns of an ignore file as docker reads them (blank lines and comments dropped);
+    none when there is no such file."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+@dataclass
+class ContextTar:
+    """The classic builder's context: a tar of the context directory as ``docker build`` makes
+    it (``.dockerignore`` applied, the Dockerfile always in), minus the request's ``exclude``."""
+
+    fileobj: Any
+    dockerfile: str
+
+    def close(self) -> None:
+        self.fileobj.close()
+
+
+def classic_context(request: BuildRequest) -> ContextTar:
+    """The tar the SDK would send for ``request``, with ``request.exclude`` left out too."""
+    from docker.api.build import process_dockerfile
+    from docker.utils import tar
+
+    exclude = [*ignore_lines(request.context / ".dockerignore"), *request.exclude]
+    name, content = process_dockerfile(str(request.dockerfile.resolve()), str(request.context))
+    return ContextTar(tar(str(request.context), exclude=exclude or None,
+                          dockerfile=(name, content)), name)
+
+
+def ignore_beside(request: BuildRequest, tmp: Path) -> Path | None:
+    """For BuildKit: a copy of the Dockerfile in ``tmp`` with a ``<Dockerfile>.dockerignore``
+    beside it (BuildKit prefers that file to the context's ``.dockerignore``) holding the
+    project's patterns plus ``request.exclude``; None when there is nothing to add."""
+    if not request.exclude:
+        return None
+    own = request.dockerfile.with_name(request.dockerfile.name + ".dockerignore")
+    patterns = ignore_lines(own if own.is_file() else request.context / ".dockerignore")
+    copy = tmp / "dockerfile" / request.dockerfile.name
+    copy.parent.mkdir()
+    copy.write_bytes(request.dockerfile.read_bytes())
+    copy.with_name(copy.name + ".dockerignore").write_text(
+        "\n".join([*patterns, *request.exclude]) + "\n")
+    return copy
+
+
 class ClassicBuilder:
     """The engine's classic builder through the docker SDK (``cli.api.build``)."""
 
@@ -374,9 +427,10 @@ class ClassicBuilder:
                 if parsed.feed(line) is not None:
                     progress(line.rstrip())
 
+        context = classic_context(request)
         try:
             stream = self.cli.api.build(
-                path=str(request.context), dockerfile=str(request.dockerfile.resolve()),
+                fileobj=context.fileobj, custom_context=True, dockerfile=context.dockerfile,
                 tag=tags[0] if tags else None, buildargs=dict(request.buildargs),
                 labels=request.all_labels, target=request.target or None,
                 network_mode="none" if request.network == "none" else None,
@@ -401,6 +455,8 @@ class ClassicBuilder:
             raise BuildFailed(
                 f"{request.dockerfile.name}: the engine refused the build: {exc.explanation}",
                 detail="\n".join(parsed.lines[-LOG_TAIL:])) from None
+        finally:
+            context.close()
         if not image_id:
             raise BuildFailed(f"{request.dockerfile.name}: build produced no image",
                               detail="\n".join(parsed.lines[-LOG_TAIL:]))
@@ -425,10 +481,13 @@ class BuildKitBuilder:
         self.buildx = buildx
         self.name = "buildx" if buildx else "buildkit"
 
-    def argv(self, request: BuildRequest, iidfile: Path) -> list[str]:
-        """The CLI's argument list for ``request`` (no shell, ever)."""
+    def argv(self, request: BuildRequest, iidfile: Path, dockerfile: Path | None = None,
+             ) -> list[str]:
+        """The CLI's argument list for ``request`` (no shell, ever); ``dockerfile``: the copy
+        of the Dockerfile that carries the request's ignore file (see :func:`ignore_beside`)."""
         cmd = [self.docker, *(["buildx", "build", "--load"] if self.buildx else ["build"]),
-               "--progress=plain", "--iidfile", str(iidfile), "-f", str(request.dockerfile)]
+               "--progress=plain", "--iidfile", str(iidfile),
+               "-f", str(dockerfile or request.dockerfile)]
         for tag in request.tags:
             cmd += ["-t", tag]
         if request.target:
@@ -457,7 +516,7 @@ class BuildKitBuilder:
         name = request.dockerfile.name
         with tempfile.TemporaryDirectory(prefix="imagegate-build-") as tmp:
             iidfile = Path(tmp) / "iid"
-            argv = self.argv(request, iidfile)
+            argv = self.argv(request, iidfile, ignore_beside(request, Path(tmp)))
             try:
                 proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, env=self.env(), text=True,

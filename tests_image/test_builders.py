@@ -136,6 +136,37 @@ def test_second_build_reports_its_steps_cached(make: Build, buildkit: Builder,
     assert not any(s.cached for s in cold.steps if s.text.startswith(("RUN", "COPY")))
 
 
+#: COPY the whole context, then list what arrived (the image's CMD prints it).
+COPY_ALL_DOCKERFILE = """\
+ARG BASE
+FROM ${BASE}
+COPY . /ctx/
+CMD ["python3", "-c", "import os; print(sorted(os.listdir('/ctx')))"]
+"""
+
+
+@pytest.mark.parametrize("which", ["classic", "buildkit"])
+def test_excluded_paths_never_reach_the_image(make: Build, buildkit: Builder, docker_client: Any,
+                                              imagegate_session: str, tmp_path: Path,
+                                              which: str) -> None:
+    """The gate's report directory (``exclude``) stays out of ``COPY .`` beside the project's
+    own .dockerignore (still applied), and a new report there is no cache miss."""
+    builder = ClassicBuilder(docker_client) if which == "classic" else buildkit
+    (tmp_path / "app.py").write_text("print('hi')\n")
+    (tmp_path / "secret.txt").write_text("s3cret\n")
+    (tmp_path / ".dockerignore").write_text("# the project's own\nsecret.txt\n")
+    reports = tmp_path / ".imagegate-out"
+    reports.mkdir()
+    (reports / "result.json").write_text("{}\n")
+    first = make(COPY_ALL_DOCKERFILE, builder=builder, exclude=(".imagegate-out",))
+    out = docker_client.containers.run(first.image_id, remove=True, network_mode="none",
+                                       labels=session_labels(imagegate_session))
+    assert out.decode().strip() == "['.dockerignore', 'Dockerfile', 'app.py']"
+    (reports / "junit.xml").write_text("<testsuites/>\n")
+    again = make(COPY_ALL_DOCKERFILE, builder=builder, exclude=(".imagegate-out",))
+    assert again.image_id == first.image_id, "a new report file invalidated the build cache"
+
+
 def test_run_mount_cache_builds_with_buildkit(make: Build, buildkit: Builder,
                                               docker_client: Any, imagegate_session: str) -> None:
     """``RUN --mount=type=cache`` (BuildKit-only syntax) builds; the cache stays out of the image."""

@@ -287,6 +287,38 @@ def test_buildkit_argv_defaults_and_buildx(project: Path) -> None:
     assert not {"--network", "--pull", "--target", "-t", "--no-cache"} & set(argv)
 
 
+def test_buildkit_ignore_file_adds_the_excludes_to_the_projects_patterns(project: Path,
+                                                                        tmp_path_factory: Any,
+                                                                        ) -> None:
+    """With something to exclude, BuildKit gets a copy of the Dockerfile whose
+    ``<name>.dockerignore`` holds the project's patterns (a Dockerfile-specific ignore file
+    first, as BuildKit reads them) and the excludes; with nothing, the Dockerfile as is."""
+    tmp = tmp_path_factory.mktemp("bk")
+    assert builders.ignore_beside(request_for(project), tmp) is None
+    (project / ".dockerignore").write_text("# comment\n\n  .venv  \n*.pyc\n")
+    copy = builders.ignore_beside(request_for(project, exclude=("out",)), tmp)
+    assert copy is not None and copy.name == "Dockerfile" and copy.parent != project
+    assert copy.read_text() == (project / "Dockerfile").read_text()
+    assert copy.with_name("Dockerfile.dockerignore").read_text() == ".venv\n*.pyc\nout\n"
+    argv = BuildKitBuilder("docker").argv(request_for(project), Path("/i"), copy)
+    assert argv[argv.index("-f") + 1] == str(copy) and argv[-1] == str(project)
+    (project / "Dockerfile.dockerignore").write_text("only-this\n")
+    again = builders.ignore_beside(request_for(project, exclude=("out",)),
+                                   tmp_path_factory.mktemp("bk"))
+    assert again is not None
+    assert again.with_name("Dockerfile.dockerignore").read_text() == "only-this\nout\n"
+
+
+@pytest.mark.parametrize(("report_dir", "expected"), [
+    (".imagegate-out", [".imagegate-out"]), ("build/reports", ["build/reports"]),
+    ("/elsewhere/reports", []), (".", [])])
+def test_own_outputs_are_the_report_dir_inside_the_context(tmp_path: Path, report_dir: str,
+                                                          expected: list[str]) -> None:
+    """The gate leaves its report directory out of the build context, when it is inside it."""
+    s = settings.Settings(project_dir=tmp_path, report_dir=report_dir)
+    assert build.own_outputs(s, tmp_path) == expected
+
+
 def test_buildkit_env_inherits_docker_host(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI talks to the engine the environment names; plain docker build gets BuildKit on."""
     monkeypatch.setenv("DOCKER_HOST", "unix:///elsewhere.sock")
