@@ -296,7 +296,9 @@ def test_two_gates_share_the_engine(pair: str, request: pytest.FixtureRequest, g
 
 def test_killed_gate_is_pruned_and_a_live_one_kept(sample: Path, dockerinit: Path,
                                                    gates: Gates, docker_client: Any,
-                                                   leftovers: Callable[[], list[str]]) -> None:
+                                                   leftovers: Callable[[], list[str]],
+                                                   killed_on_purpose: Callable[[str], None],
+                                                   ) -> None:
     """SIGKILL to a gate's whole process group mid-stack leaves its stack behind; the next
     ``imagegate prune`` removes it, and leaves a concurrent live gate's (which still passes)."""
     started = time.monotonic()
@@ -305,6 +307,7 @@ def test_killed_gate_is_pruned_and_a_live_one_kept(sample: Path, dockerinit: Pat
     prefix = victim.held.split("-")[0]
     kept = footprint(docker_client, survivor.held)
 
+    killed_on_purpose(prefix)
     os.killpg(victim.proc.pid, signal.SIGKILL)
     victim.wait(timeout=60)
     left = footprint(docker_client, prefix)
