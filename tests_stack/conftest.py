@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 import shutil
 import socket
@@ -18,6 +17,7 @@ import pytest
 import requests
 
 from imagegate.engine import labelled_objects, stale_sessions
+from imagegate.plugin import xdist_worker
 from imagegate.proc import wait_until
 from imagegate.stack import Stack, running_stack
 from testsupport.fixtures import python_slim_image, redis_alpine_image  # noqa: F401
@@ -245,26 +245,26 @@ def trust_in_engine(secure_registry: SecureRegistry) -> Iterator[Callable[[str],
         yield lambda host: stack.enter_context(engine_trusts(host, secure_registry.ca))
 
 
-def _killed_registry(factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="session")
+def killed_registry(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory,
+                    ) -> Path:
     """Where tests record the sessions they kill on purpose: one directory for the whole run,
     shared by the xdist workers (their base temp dirs sit side by side in it)."""
-    base = factory.getbasetemp()
-    registry = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "killed-sessions"
+    base = tmp_path_factory.getbasetemp()
+    registry = (base.parent if xdist_worker(pytestconfig) else base) / "killed-sessions"
     registry.mkdir(exist_ok=True)
     return registry
 
 
 @pytest.fixture
-def killed_on_purpose(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], None]:
+def killed_on_purpose(killed_registry: Path) -> Callable[[str], None]:
     """``killed_on_purpose(prefix)``: this test is about to kill the sessions ``prefix*`` and
     remove what they leave itself; another worker's leak check must not count them."""
-    registry = _killed_registry(tmp_path_factory)
-    return lambda prefix: (registry / prefix).touch()
+    return lambda prefix: (killed_registry / prefix).touch()
 
 
 @pytest.fixture
-def leftovers(docker_client: Any, tmp_path_factory: pytest.TempPathFactory,
-              ) -> Callable[[], list[str]]:
+def leftovers(docker_client: Any, killed_registry: Path) -> Callable[[], list[str]]:
     """Labelled objects left by sessions whose process has ended since the test started.
 
     Other runs may be live on the same engine; an object whose owner is still running is not a
@@ -272,10 +272,9 @@ def leftovers(docker_client: Any, tmp_path_factory: pytest.TempPathFactory,
     session on purpose and prunes it itself (:func:`killed_on_purpose`).
     """
     before = stale_sessions(docker_client)
-    registry = _killed_registry(tmp_path_factory)
 
     def left() -> list[str]:
-        killed = tuple(p.name for p in registry.iterdir())
+        killed = tuple(p.name for p in killed_registry.iterdir())
         return sorted(obj for session in stale_sessions(docker_client) - before
                       if not session.startswith(killed)
                       for obj in labelled_objects(session, docker_client))
