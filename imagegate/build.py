@@ -74,9 +74,10 @@ def build(
 
 
 def options(settings: Any) -> dict[str, Any]:
-    """The :func:`build` keywords a project's settings decide: builder, network, pull, target."""
+    """The :func:`build` keywords a project's settings decide: builder, network, pull, target,
+    and what to leave out of the context (:func:`own_outputs`)."""
     return {"builder": settings.builder, "network": "none" if settings.hermetic else "default",
-            "pull": settings.pull, "target": settings.target}
+            "pull": settings.pull, "target": settings.target, "exclude": own_outputs(settings)}
 
 
 def project_paths(settings: Any) -> tuple[Path, Path]:
@@ -87,13 +88,13 @@ def project_paths(settings: Any) -> tuple[Path, Path]:
     return context, dockerfile
 
 
-def own_outputs(settings: Any, context: Path) -> list[str]:
+def own_outputs(settings: Any) -> list[str]:
     """What the gate writes inside the build context (its report directory), as context-relative
     ignore patterns: a build must neither ship the last gate's reports nor miss its cache
     because the lint beside it wrote a new one."""
     reports = settings.path(settings.report_dir).resolve()
     try:
-        inside = reports.relative_to(context.resolve())
+        inside = reports.relative_to(project_paths(settings)[0].resolve())
     except ValueError:
         return []
     return [inside.as_posix()] if inside.parts else []

@@ -97,7 +97,6 @@ def build_app(cli: Any, settings: Settings, session: str, *, log: Log = print) -
         buildargs=args,
         labels={"imagegate.project": settings.repo},
         progress=log,
-        exclude=build.own_outputs(settings, context),
         **build.options(settings),
     )
     log(f"built {result.image_id[7:19]} as {settings.repo}:local with {result.builder} in "

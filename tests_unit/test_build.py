@@ -316,7 +316,7 @@ def test_own_outputs_are_the_report_dir_inside_the_context(tmp_path: Path, repor
                                                           expected: list[str]) -> None:
     """The gate leaves its report directory out of the build context, when it is inside it."""
     s = settings.Settings(project_dir=tmp_path, report_dir=report_dir)
-    assert build.own_outputs(s, tmp_path) == expected
+    assert build.own_outputs(s) == expected
 
 
 def test_buildkit_env_inherits_docker_host(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -749,11 +749,12 @@ def test_ensure_bases_from_the_dockerfile(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_options_follow_settings(tmp_path: Path) -> None:
-    """hermetic → network none; builder, pull and target as configured."""
+    """hermetic → network none; builder, pull and target as configured; the report dir left
+    out of the context."""
     s = settings.load(tmp_path, {"hermetic": True, "builder": "classic", "pull": "never",
                                  "target": "builder"}, environ={})
     assert build.options(s) == {"builder": "classic", "network": "none", "pull": "never",
-                                "target": "builder"}
+                                "target": "builder", "exclude": [".imagegate-out"]}
     assert build.options(settings.load(tmp_path, environ={}))["network"] == "default"
 
 
