@@ -109,6 +109,52 @@ def run_compose(files: Sequence[Path], *args: str, project_dir: Path, env: Mappi
                env=process_env(files, env, env_file))
 
 
+@dataclass(frozen=True)
+class Interpolation:
+    """What compose interpolates a project's files with, as ``docker compose`` itself would.
+
+    Compose takes a variable from the process environment first, then the project's ``.env``;
+    the gate adds ``run_env`` for the names neither has. :attr:`env` is what to pass as the
+    process environment (process values included, so :func:`process_env` keeps them),
+    :attr:`env_file` the ``.env`` compose reads (None: an empty one), :attr:`sources` each
+    variable the files read → where its value comes from (names only: values are never shown).
+    """
+
+    env: dict[str, str]
+    env_file: Path | None
+    sources: dict[str, str]
+
+    def describe(self) -> str:
+        """``NAME [where], …`` for a report header; "" when the files read no variable."""
+        return ", ".join(f"{name} [{where}]" for name, where in sorted(self.sources.items()))
+
+
+def interpolation(project_dir: str | os.PathLike[str], files: Sequence[Path],
+                  run_env: Mapping[str, str], *,
+                  environ: Mapping[str, str] | None = None) -> Interpolation:
+    """The :class:`Interpolation` of ``files``: the process environment, then ``.env`` in
+    ``project_dir``, then ``run_env`` (already materialized: no ``@random`` left)."""
+    environ = os.environ if environ is None else environ
+    read: set[str] = set()
+    for path in files:
+        with contextlib.suppress(OSError):
+            read |= set(_VAR.findall(Path(path).read_text()))
+    dotenv = Path(project_dir) / ".env"
+    in_dotenv = env_file_names(dotenv) if dotenv.is_file() else set()
+    env = {name: value for name, value in run_env.items()
+           if name not in environ and name not in in_dotenv}
+    sources: dict[str, str] = {}
+    for name in sorted(read):
+        if name in environ:
+            env[name] = environ[name]
+            sources[name] = "environment"
+        elif name in in_dotenv:
+            sources[name] = ".env"
+        elif name in run_env:
+            sources[name] = "run_env"
+    return Interpolation(env, dotenv if dotenv.is_file() else None, sources)
+
+
 def find_file(project_dir: str | os.PathLike[str]) -> Path | None:
     """The project's compose file: the first of :data:`DEFAULT_FILES` that exists, else None."""
     root = Path(project_dir)
@@ -266,6 +312,47 @@ class Model:
                 for v in self.service(service).get("volumes") or []
                 if v.get("type") == "bind" and v.get("source")]
 
+    def command(self, service: str) -> list[str] | None:
+        """The service's ``command`` as an argv (compose splits a string), None when not set."""
+        return _argv(self.service(service).get("command"))
+
+    def entrypoint(self, service: str) -> list[str] | None:
+        """The service's ``entrypoint`` as an argv, None when not set (the image's applies)."""
+        return _argv(self.service(service).get("entrypoint"))
+
+    def exposed(self, service: str) -> list[int]:
+        """The TCP container ports the service ``expose``s (ranges expanded), in file order."""
+        ports: list[int] = []
+        for item in self.service(service).get("expose") or []:
+            number, _, proto = str(item).partition("/")
+            low, _, high = number.partition("-")
+            if proto not in ("", "tcp") or not low.isdigit():
+                continue
+            for port in range(int(low), int(high if high.isdigit() else low) + 1):
+                if port not in ports:
+                    ports.append(port)
+        return ports
+
+    def depends_on(self, service: str) -> dict[str, str]:
+        """The services ``service`` depends on, each with its condition (``service_started`` when
+        the short syntax gave none)."""
+        found = self.service(service).get("depends_on") or {}
+        if isinstance(found, list):
+            return {str(name): "service_started" for name in found}
+        return {str(name): str((spec or {}).get("condition") or "service_started")
+                for name, spec in found.items()}
+
+    def restart(self, service: str) -> str:
+        """The service's restart policy (``no`` when not set, as compose's default)."""
+        return str(self.service(service).get("restart") or "no")
+
+    def one_shot(self, service: str) -> bool:
+        """True for a service meant to run to completion: ``restart: "no"``, or one another service
+        waits for with ``condition: service_completed_successfully``."""
+        awaited = any(self.depends_on(other).get(service) == "service_completed_successfully"
+                      for other in self.services)
+        return awaited or self.restart(service) in ("no", "")
+
     def healthcheck(self, service: str) -> dict[str, Any] | None:
         """The service's ``healthcheck:`` as compose resolved it (None when it has none)."""
         check = self.service(service).get("healthcheck")
@@ -316,6 +403,17 @@ def _service_lines(text: str) -> dict[str, int]:
             if key:
                 found.setdefault(key.group(2), number)
     return found
+
+
+def _argv(value: Any) -> list[str] | None:
+    """A command/entrypoint as compose resolved it (a list; a string only from older compose)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        import shlex
+
+        return shlex.split(value)
+    return [str(v) for v in value]
 
 
 def _own(table: Any, own: bool) -> list[str]:

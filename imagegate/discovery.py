@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import compose
+from . import compose, servers
 from .compose import Model
 from .errors import UsageError
 from .settings import Settings
@@ -69,6 +69,10 @@ class Discovered:
     values: dict[str, tuple[Any, str]] = field(default_factory=dict)
     #: "" or the reason there is no stack to run ("no compose file (…)").
     no_compose: str = ""
+    #: How compose interpolates the files (process environment, ``.env``, ``run_env``).
+    interpolation: compose.Interpolation | None = None
+    #: Services that build their own image besides the gated one (built and run, not gated).
+    others: tuple[str, ...] = ()
 
     def where(self, key: str) -> str:
         """Where ``key``'s value came from ("" when discovery did not decide it)."""
@@ -102,6 +106,11 @@ class Discovered:
                          "every port on 127.0.0.1)")
         elif self.compose_file:
             lines.append(f"gated services: none (no service builds {rel(self.dockerfile)})")
+        if self.others:
+            lines.append(f"also built: {', '.join(self.others)} (their own build:, run in the "
+                         "stack, linted as advice)")
+        if self.interpolation is not None and self.interpolation.sources:
+            lines.append(f"interpolation: {self.interpolation.describe()}")
         return lines
 
     def _rel(self, path: Path | None) -> str:
@@ -139,8 +148,12 @@ def discover(project_dir: str | os.PathLike[str], given: SettingsLike, *,
             no_compose = f"no compose file ({', '.join(compose.DEFAULT_FILES)})"
         else:
             values["compose_file"] = (_setting_path(compose_path, root), "found")
-    if compose_path is not None and model is None:
-        model = Model.load([compose_path], project_dir=root, env=_interpolation(given, env))
+    interp = None
+    if compose_path is not None:
+        interp = _interpolation(given, env, root, compose_path)
+    if compose_path is not None and model is None and interp is not None:
+        model = Model.load([compose_path], project_dir=root, env=interp.env,
+                           env_file=interp.env_file)
     if compose_path is None:
         model = None
     label = compose_path.name if compose_path else ""
@@ -156,8 +169,7 @@ def discover(project_dir: str | os.PathLike[str], given: SettingsLike, *,
                              f"service (services: {', '.join(model.services) or 'none'})")
         values["web_service"] = (web, source("web_service"))
     elif model is not None:
-        web, why = _web_service(model, given_context or root, given_dockerfile, given.target,
-                                label)
+        web, why = _web_service(model, given_context, given_dockerfile, given.target, label)
         values["web_service"] = (web, why)
 
     # -- what to build: exactly what compose would build for the web service ----------------
@@ -213,66 +225,152 @@ def discover(project_dir: str | os.PathLike[str], given: SettingsLike, *,
 
     gated = tuple(compose.gated_services(model, context=context, dockerfile=dockerfile,
                                          target=target)) if model is not None else ()
+    others = tuple(s for s, _ in compose.other_builds(model, gated)) if model is not None else ()
     return Discovered(root, compose_path, model, web, dockerfile, context, target, build_args,
-                      port, health, expect_2xx, gated, values, no_compose)
+                      port, health, expect_2xx, gated, values, no_compose, interp, others)
 
 
-def _interpolation(given: SettingsLike, env: Mapping[str, str] | None) -> dict[str, str]:
-    """The environment compose interpolates the file with while discovering."""
+def _interpolation(given: SettingsLike, env: Mapping[str, str] | None, root: Path,
+                   compose_path: Path) -> compose.Interpolation:
+    """How compose interpolates the file while discovering: as ``docker compose`` does (the
+    process environment, then ``.env``), ``run_env`` for the rest; ``env`` replaces all that."""
     if env is not None:
-        return dict(env)
+        return compose.Interpolation(dict(env), None, {})
     from .settings import materialize_env
 
-    out = materialize_env(dict(getattr(given, "run_env", {}) or {}))
+    run_env = materialize_env(dict(getattr(given, "run_env", {}) or {}))
     image_var = getattr(given, "image_var", "") or "APP_IMAGE"
-    out.setdefault(image_var, PENDING_IMAGE)
-    return out
+    run_env[image_var] = PENDING_IMAGE  # the gate sets it to the tested image, whatever else does
+    found = compose.interpolation(root, [compose_path], run_env, environ={
+        k: v for k, v in os.environ.items() if k != image_var})
+    if image_var in found.sources:
+        found.sources[image_var] = "the tested image"
+    return found
 
 
-def _web_service(model: Model, context: Path, dockerfile: Path | None, target: str,
+def _web_service(model: Model, context: Path | None, dockerfile: Path | None, target: str,
                  label: str) -> tuple[str, str]:
-    """The one service built from ``context`` (``dockerfile``, ``target`` when given), else the
-    only one publishing a port; when several build it, the only one of them publishing."""
-    services = model.services
-    builds = []
-    for name in services:
-        spec = model.build(name)
-        if spec is None or spec.remote or _real(spec.context) != _real(context):
-            continue
+    """The service that runs the Flask app (see the module doc): built from the project and not
+    a proxy; among several, the one running a web server, then the one publishing a port."""
+    root = model.project_dir
+    proxies = {s: why for s in model.services if (why := proxy_of(model, s))}
+    local = {s: spec for s in model.services
+             if (spec := model.build(s)) is not None and not spec.remote and s not in proxies}
+
+    def builds_here(spec: compose.BuildSpec, where: Path) -> bool:
+        if _real(spec.context) != _real(where):
+            return False
         if dockerfile is not None and _real(spec.dockerfile) != _real(dockerfile):
-            continue
-        if target and spec.target != target:
-            continue
-        builds.append(name)
-    shown = _setting_path(context, model.project_dir)
-    if len(builds) > 1:
-        publishing = [s for s in builds if model.published(s)]
-        if len(publishing) == 1:
-            return publishing[0], f"{label}: builds {shown}, publishes a port"
-        raise UsageError(f"{label}: {', '.join(builds)} all build {shown}; set web_service "
-                         "(the one serving HTTP) in [tool.imagegate]")
+            return False
+        return not target or spec.target == target
+
+    where = context or root
+    builds = [s for s, spec in local.items() if builds_here(spec, where)]
+    if not builds and context is None and dockerfile is None and not target:
+        builds = list(local)  # services/web, app/ …: every non-proxy service that builds
+    skipped = (f" ({', '.join(f'{s}: {why}' for s, why in proxies.items())}: a proxy, "
+               "never the app)") if proxies else ""
+    shown_context = _setting_path(where, root)
+    if len(builds) == 1:
+        return builds[0], f"{label}: builds {_built(local[builds[0]], root)}{skipped}"
     if builds:
-        return builds[0], f"{label}: builds {shown}"
-    publishing = [s for s in services if model.published(s)]
+        pool = builds
+        narrowing = (("publishes a port", lambda svc: bool(model.published(svc))),
+                     ("exposes a port", lambda svc: bool(model.published(svc) or
+                                                         model.exposed(svc))),
+                     ("runs a web server", lambda svc: bool(servers.server(run_argv(model, svc)))))
+        for said, keeps in narrowing:
+            kept = [svc for svc in pool if keeps(svc)]
+            if len(kept) == 1:
+                return kept[0], f"{label}: builds {_built(local[kept[0]], root)}, {said}"
+            pool = kept or pool
+        same = len({_real(local[s].context) for s in pool}) == 1
+        what = f"all build {shown_context}" if same else "all build an app image"
+        raise UsageError(f"{label}: {', '.join(pool)} {what}; set web_service (the one serving "
+                         "HTTP) in [tool.imagegate]")
+    candidates = [s for s in model.services if s not in proxies]
+    publishing = [s for s in candidates if model.published(s)]
     if len(publishing) == 1:
-        return publishing[0], f"{label}: the only service publishing a port"
+        return publishing[0], f"{label}: the only service publishing a port{skipped}"
     if publishing:
-        raise UsageError(f"{label}: no service builds {shown} and {', '.join(publishing)} all "
-                         "publish ports; set web_service (the one serving HTTP) in "
-                         "[tool.imagegate]")
-    raise UsageError(f"{label}: no service builds {shown} or publishes a port (services: "
-                     f"{', '.join(services) or 'none'}); set web_service in [tool.imagegate]")
+        raise UsageError(f"{label}: no service builds {shown_context} and "
+                         f"{', '.join(publishing)} all publish ports; set web_service (the one "
+                         "serving HTTP) in [tool.imagegate]")
+    raise UsageError(f"{label}: no service builds {shown_context} or publishes a port (services: "
+                     f"{', '.join(model.services) or 'none'}); set web_service in "
+                     "[tool.imagegate]")
+
+
+def _built(spec: compose.BuildSpec, root: Path) -> str:
+    """``services/web`` (``services/web/Dockerfile.prod`` when not the default name)."""
+    where = _setting_path(spec.context, root)
+    return where if spec.dockerfile.name == "Dockerfile" else \
+        f"{where} ({spec.dockerfile.name})"
+
+
+def _dockerfile_of(model: Model, service: str) -> Any:
+    """The parsed Dockerfile ``service`` builds, or None (no build, unreadable, inline)."""
+    from .dockerfile import parse
+
+    spec = model.build(service)
+    if spec is None or spec.remote:
+        return None
+    try:
+        return parse(spec.inline or spec.dockerfile.read_text())
+    except (OSError, UsageError):
+        return None
+
+
+def run_argv(model: Model, service: str) -> list[str]:
+    """The argv ``service`` runs as compose starts it: its ``entrypoint``/``command``, else the
+    Dockerfile's ENTRYPOINT/CMD (an image's own is unknown before it is built or pulled)."""
+    from . import dockerfile as df_mod
+
+    entrypoint, command = model.entrypoint(service), model.command(service)
+    parsed = _dockerfile_of(model, service)
+    spec = model.build(service)
+    if parsed is not None and spec is not None:
+        image_entry, image_cmd = df_mod.run_argv(parsed, spec.target)
+    else:
+        image_entry, image_cmd = [], []
+    if entrypoint is not None:
+        return [*entrypoint, *(command or [])]  # compose's entrypoint resets the image's CMD
+    return [*image_entry, *(command if command is not None else image_cmd)]
+
+
+def proxy_of(model: Model, service: str) -> str:
+    """Why ``service`` is a reverse proxy (``FROM nginx:1.25``, ``image nginx:1.25``), or ""."""
+    from .dockerfile import final_base
+
+    image = model.image(service)
+    spec = model.build(service)
+    parsed = _dockerfile_of(model, service)
+    if parsed is not None and spec is not None:
+        base = final_base(parsed, spec.target, spec.args)
+        if servers.proxy(base):
+            return f"FROM {base}"
+        return ""
+    if spec is None and servers.proxy(image):
+        return f"image {image}"
+    return ""
 
 
 def _web_port(model: Model | None, web: str, label: str, dockerfile: Path, target: str,
               root: Path) -> tuple[int, str]:
-    """The web service's first published TCP container port, else the Dockerfile's EXPOSE."""
+    """The web service's port, in order: its first published TCP container port, its first
+    ``expose``d port, the port its server command binds, the Dockerfile's EXPOSE."""
+    from .dockerfile import exposed_ports, parse
+
     if model is not None and web:
         ports = [p for p in model.published(web) if p.protocol == "tcp"]
         if ports:
             return ports[0].target, f"{label}: {web} ports {ports[0].short}"
-    from .dockerfile import exposed_ports, parse
-
+        exposed = model.exposed(web)
+        if exposed:
+            return exposed[0], f"{label}: {web} expose {exposed[0]}"
+        port, said = servers.bind_port(run_argv(model, web))
+        if port:
+            return port, f"{label}: {web} runs {said}"
     shown = _setting_path(dockerfile, root)
     try:
         text = dockerfile.read_text()
@@ -283,12 +381,20 @@ def _web_port(model: Model | None, web: str, label: str, dockerfile: Path, targe
         if exposed:
             more = f" (first of {', '.join(map(str, exposed))})" if len(exposed) > 1 else ""
             return exposed[0], f"{shown}: EXPOSE {exposed[0]}{more}"
+        if model is None or not web:
+            from .dockerfile import run_argv as image_argv
+
+            entry, cmd = image_argv(parse(text), target)
+            port, said = servers.bind_port([*entry, *cmd])
+            if port:
+                return port, f"{shown}: CMD {said}"
     # Not an error here: linting needs no port. Whatever runs a container asks for it and
     # raises this very line (see :func:`imagegate.project.web_port`).
     if text is None:
         return 0, (f"{UNKNOWN}{shown}: Dockerfile not found; set dockerfile (or web_port) in "
                    "[tool.imagegate]")
-    why = f"{label}: {web} publishes no port and " if model is not None and web else ""
+    why = (f"{label}: {web} publishes, exposes and binds no port and "
+           if model is not None and web else "")
     return 0, (f"{UNKNOWN}cannot tell the web port: {why}{shown} EXPOSEs none; set web_port in "
                "[tool.imagegate]")
 

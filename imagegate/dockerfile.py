@@ -253,3 +253,33 @@ def exposed_ports(df: Dockerfile, target: str = "") -> list[int]:
                 if number.isdigit() and proto in ("", "tcp") and int(number) not in ports:
                     ports.append(int(number))
     return ports
+
+
+def final_base(df: Dockerfile, target: str = "", buildargs: Mapping[str, str] | None = None) -> str:
+    """The external image the final stage (or stage ``target``) is built on, build args
+    substituted (its chain followed through the file's own stages); "" when there is none."""
+    chain = df.final_chain(target)
+    if not chain:
+        return ""
+    root = next((s for s in df.stages if s.start is chain[0]), None)
+    if root is None:
+        return ""
+    scope = {**global_args(df), **{k: v for k, v in (buildargs or {}).items() if v}}
+    return _expand(root.base, scope)
+
+
+def run_argv(df: Dockerfile, target: str = "") -> tuple[list[str], list[str]]:
+    """(ENTRYPOINT, CMD) of the final stage (or ``target``) as argvs; shell form becomes
+    ``/bin/sh -c TEXT`` as the builder records it; [] where the file sets none."""
+    entrypoint: list[str] = []
+    cmd: list[str] = []
+    for ins in df.final_chain(target):
+        if ins.keyword in ("ENTRYPOINT", "CMD"):
+            argv = ins.exec_form
+            if argv is None:
+                argv = ["/bin/sh", "-c", ins.rest.strip()] if ins.rest.strip() else []
+            if ins.keyword == "ENTRYPOINT":
+                entrypoint, cmd = argv, []  # a new ENTRYPOINT resets an inherited CMD
+            else:
+                cmd = argv
+    return entrypoint, cmd

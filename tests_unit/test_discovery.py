@@ -181,7 +181,8 @@ def test_only_service_publishing_a_port(tmp_path: Path) -> None:
     d = found(tmp_path)
     assert (d.web_service, d.web_port, d.gated) == ("app", 5000, ())
     assert d.values["web_service"][1] == "compose.yml: the only service publishing a port"
-    assert d.describe()[-1] == "gated services: none (no service builds Dockerfile)"
+    assert d.describe()[-2:] == ["gated services: none (no service builds Dockerfile)",
+                                 "interpolation: APP_IMAGE [the tested image]"]
 
 
 def test_given_settings_win(tmp_path: Path) -> None:
@@ -225,7 +226,8 @@ def test_each_error_is_one_line(tmp_path: Path, given: dict[str, Any], files: di
 @pytest.mark.parametrize(("files", "expected"), [
     ({"Dockerfile": "FROM imagegate/python:3.11-bookworm\n",
       "compose.yaml": "services:\n  a: {build: .}\n"},
-     "cannot tell the web port: compose.yaml: a publishes no port and Dockerfile EXPOSEs none; "
+     "cannot tell the web port: compose.yaml: a publishes, exposes and binds no port and "
+     "Dockerfile EXPOSEs none; "
      "set web_port in [tool.imagegate]"),
     ({}, "Dockerfile: Dockerfile not found; set dockerfile (or web_port) in [tool.imagegate]"),
 ])
@@ -257,3 +259,103 @@ def test_run_env_feeds_interpolation(tmp_path: Path) -> None:
     d = found(tmp_path, run_env={"SECRET_KEY": "@random"})
     assert d.web_service == "web"
     assert d.model is not None and len(d.model.service("web")["environment"]["SECRET_KEY"]) == 64
+
+
+PROXIED = {
+    "services__web__Dockerfile.prod": """
+        FROM python:3.11-slim AS builder
+        RUN pip wheel -w /wheels flask gunicorn
+        FROM python:3.11-slim
+        COPY --from=builder /wheels /wheels
+        ENTRYPOINT ["/home/app/web/entrypoint.prod.sh"]
+    """,
+    "services__nginx__Dockerfile": "FROM nginx:1.25\nCOPY nginx.conf /etc/nginx/conf.d\n",
+    "docker-compose.prod.yml": """
+        services:
+          web:
+            build:
+              context: ./services/web
+              dockerfile: Dockerfile.prod
+            command: gunicorn --bind 0.0.0.0:5000 manage:app
+            expose: [5000]
+          db:
+            image: postgres:16
+          nginx:
+            build: ./services/nginx
+            ports: ["1337:80"]
+            depends_on: [web]
+    """,
+}
+
+
+def test_proxied_project_gates_the_app_not_the_proxy(tmp_path: Path) -> None:
+    """The tutorial's Flask + Postgres + Gunicorn + Nginx shape: nginx publishes the only port
+    and builds its own image, yet the web service (expose only) is the app."""
+    project(tmp_path, **PROXIED)
+    d = found(tmp_path, compose_file="docker-compose.prod.yml")
+    assert (d.web_service, d.web_port, d.gated, d.others) == ("web", 5000, ("web",), ("nginx",))
+    assert d.values["web_service"][1] == ("docker-compose.prod.yml: builds services/web "
+                                          "(Dockerfile.prod) (nginx: FROM nginx:1.25: a proxy, "
+                                          "never the app)")
+    assert d.values["web_port"] == (5000, "docker-compose.prod.yml: web expose 5000")
+    assert d.dockerfile == tmp_path / "services/web/Dockerfile.prod"
+    assert d.context == tmp_path / "services/web"
+    assert "also built: nginx (their own build:, run in the stack, linted as advice)" in \
+        d.describe()
+
+
+def test_port_from_the_server_command(tmp_path: Path) -> None:
+    """No ports, no expose: the port the compose command binds; flask run's default 5000."""
+    files = dict(PROXIED)
+    files["docker-compose.prod.yml"] = files["docker-compose.prod.yml"].replace(
+        "            expose: [5000]\n", "")
+    project(tmp_path, **files)
+    d = found(tmp_path, compose_file="docker-compose.prod.yml")
+    assert d.values["web_port"] == (5000, "docker-compose.prod.yml: web runs --bind 0.0.0.0:5000")
+    (tmp_path / "docker-compose.prod.yml").write_text(
+        (tmp_path / "docker-compose.prod.yml").read_text().replace(
+            "gunicorn --bind 0.0.0.0:5000 manage:app", "flask run --host 0.0.0.0"))
+    d = found(tmp_path, compose_file="docker-compose.prod.yml")
+    assert d.values["web_port"] == (5000, "docker-compose.prod.yml: web runs flask run "
+                                          "(default port)")
+
+
+def test_two_apps_name_both_and_the_setting(tmp_path: Path) -> None:
+    """Two non-proxy builds that both run a server and expose a port: one line naming both."""
+    files = dict(PROXIED)
+    files["services__admin__Dockerfile"] = "FROM python:3.11-slim\nCMD [\"gunicorn\", \"a:b\"]\n"
+    files["docker-compose.prod.yml"] = files["docker-compose.prod.yml"].rstrip(" ") + (
+                                        "          admin:\n            build: ./services/admin\n"
+                                         "            expose: [8000]\n")
+    project(tmp_path, **files)
+    with pytest.raises(UsageError) as caught:
+        found(tmp_path, compose_file="docker-compose.prod.yml")
+    assert caught.value.message == ("docker-compose.prod.yml: web, admin all build an app image; "
+                                    "set web_service (the one serving HTTP) in [tool.imagegate]")
+
+
+def test_interpolation_follows_compose(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process environment first (CI passes secrets so), then ``.env``, then run_env; the
+    header names where each came from, never a value."""
+    project(tmp_path, Dockerfile=DOCKERFILE, **{".env": "FROM_DOTENV=dot\nBOTH=dot\n",
+                                                "compose.yaml": """
+        services:
+          web:
+            build: .
+            ports: ["8000:8000"]
+            environment:
+              A: ${FLASK_SECRET_KEY:?must be set}
+              B: ${FROM_DOTENV:?}
+              C: ${BOTH:?}
+              D: ${FROM_RUN_ENV:?}
+    """})
+    monkeypatch.setenv("FLASK_SECRET_KEY", "from-the-ci-secret")
+    monkeypatch.setenv("BOTH", "from-the-shell")
+    d = found(tmp_path, run_env={"FROM_RUN_ENV": "run", "FROM_DOTENV": "run", "BOTH": "run"})
+    assert d.model is not None
+    assert d.model.service("web")["environment"] == {
+        "A": "from-the-ci-secret", "B": "dot", "C": "from-the-shell", "D": "run"}
+    line = next(x for x in d.describe() if x.startswith("interpolation: "))
+    assert line == ("interpolation: BOTH [environment], FLASK_SECRET_KEY [environment], "
+                    "FROM_DOTENV [.env], FROM_RUN_ENV [run_env]")
+    assert "from-the-ci-secret" not in "\n".join(d.describe())
