@@ -77,6 +77,9 @@ _SPECS = [
           "warning"),
     _spec("IG-LINT-CMD-SHELL", "the final CMD/ENTRYPOINT is in exec form", "lint", "dockerfile",
           "warning"),
+    _spec("IG-LINT-SERVICES", "the Dockerfiles of the other services compose builds pass "
+          "hadolint (advice: they are built and run, not gated)", "lint", "dockerfile", "info",
+          "info"),
     _spec("IG-LINT-HEALTHCHECK-MISSING", "the final stage has a HEALTHCHECK", "lint", "dockerfile",
           "warning"),
     _spec("IG-LINT-BUILDKIT-SYNTAX", "no BuildKit-only syntax when the builder is classic",

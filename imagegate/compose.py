@@ -567,7 +567,8 @@ GATE_HEALTH_INTERVAL = "1s"
 
 
 def gate_override(model: Model, *, tested_image: str, gated: Iterable[str],
-                  labels: Mapping[str, str], health_interval: str = GATE_HEALTH_INTERVAL) -> str:
+                  labels: Mapping[str, str], health_interval: str = GATE_HEALTH_INTERVAL,
+                  built: Mapping[str, str] | None = None) -> str:
     """The YAML text of the gate's override file (it goes after the user's files).
 
     * every service in ``gated`` (those building the gated Dockerfile + context) runs
@@ -576,13 +577,16 @@ def gate_override(model: Model, *, tested_image: str, gated: Iterable[str],
       an ephemeral host port (``ports: !override [...]``, protocol kept): read it back with
       ``compose port``;
     * ``labels`` on every service and on the networks and volumes the project creates;
-    * a fixed ``container_name`` is dropped (compose names the container after the project).
+    * a fixed ``container_name`` is dropped (compose names the container after the project);
+    * every service in ``built`` (service → image id: the gate built its own ``build:``, as
+      compose would) runs that image, pinned like the tested one.
 
     ``tested_image`` may be the image id (``sha256:<64 hex>``, what compose v5 runs as is against
     a 20.10 engine) or a local tag. The text is JSON with YAML tags, which compose reads as YAML.
     """
     pinned = list(dict.fromkeys(gated))
-    unknown = [s for s in pinned if s not in (model.raw.get("services") or {})]
+    others = {s: image for s, image in (built or {}).items() if s not in pinned}
+    unknown = [s for s in [*pinned, *others] if s not in (model.raw.get("services") or {})]
     if unknown:
         raise UsageError(f"{_names(model.files, model.project_dir)}: no service "
                          f"{', '.join(unknown)} to run the tested image "
@@ -594,8 +598,9 @@ def gate_override(model: Model, *, tested_image: str, gated: Iterable[str],
     services: dict[str, Any] = {}
     for name in model.services:
         spec: dict[str, Any] = {}
-        if name in pinned:
-            spec.update(image=tested_image.replace("$", "$$"), pull_policy="never",
+        if name in pinned or name in others:
+            image = tested_image if name in pinned else others[name]
+            spec.update(image=image.replace("$", "$$"), pull_policy="never",
                         build=_Tagged("!reset", None))
         if model.service(name).get("container_name"):
             # A fixed name would collide with the user's own stack and with parallel gates.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +52,19 @@ class RunningContainer:
     container: Any
     url: str
     port: int = 0  # the container port ``url`` publishes
+    #: ``GET path`` from inside the container's network (the gate's probe), for a container that
+    #: publishes no port this machine reaches; None: through :attr:`url`.
+    probe_get: Callable[[str], Any] | None = None
+
+    def get(self, path: str, timeout: float = 5.0) -> Any:
+        """``GET path`` on the web port: through the probe when there is one, else through the
+        published port (an object with ``status_code`` and ``text``; raises when nothing
+        answers)."""
+        if self.probe_get is not None:
+            return self.probe_get(path)
+        import requests
+
+        return requests.get(self.url + path, timeout=timeout)
 
     @property
     def id(self) -> str:
@@ -93,7 +106,7 @@ class RunningContainer:
         restarts = int(self.container.attrs.get("RestartCount") or 0)
         self._fail_if_stopped(restarts)  # it may have exited before we looked
         healthcheck = self.has_healthcheck()
-        if not healthcheck and not self.url:
+        if not healthcheck and not self.url and self.probe_get is None:
             raise ContainerNotReady(f"container {self.name} has no healthcheck and no published "
                                     "port: nothing tells when it is ready")
         target = "healthy" if healthcheck else f"answering GET {path}"
@@ -110,7 +123,7 @@ class RunningContainer:
                         f"container {self.name} went unhealthy: {self._last_probe()}",
                         detail=self.health_log())
                 return status == "healthy"
-            code, seen[0] = _http_status(self.url + path)
+            code, seen[0] = self._status(path)
             return code is not None and (200 <= code < 300 if expect_2xx else True)
 
         try:
@@ -119,6 +132,16 @@ class RunningContainer:
         except WaitTimeout as exc:
             raise ContainerNotReady(exc.message, detail=self._diagnostic_text()) from None
         return time.monotonic() - started
+
+    def _status(self, path: str) -> tuple[int | None, str]:
+        """(status, what was seen) of ``GET path``; None when nothing answered."""
+        if self.probe_get is None:
+            return _http_status(self.url + path)
+        try:
+            answer = self.probe_get(path)
+        except ImagegateError as exc:
+            return None, exc.message
+        return answer.status_code, f"GET {answer.url}: {answer.status_code}"
 
     def wait_healthy(self, timeout: float) -> float:
         """Block until the healthcheck says healthy; return the seconds it took.

@@ -32,8 +32,6 @@ from .compose import Model
 from .errors import UsageError
 from .settings import Settings
 
-#: Stands in for the tested image while discovering (the image is built after discovery).
-PENDING_IMAGE = "imagegate/discovery:pending"
 #: Where a value that could not be discovered came from starts with this (the reason follows).
 UNKNOWN = "unknown: "
 #: The probe used when no ``health_path`` is configured (and the image has no HEALTHCHECK).
@@ -232,19 +230,14 @@ def discover(project_dir: str | os.PathLike[str], given: SettingsLike, *,
 
 def _interpolation(given: SettingsLike, env: Mapping[str, str] | None, root: Path,
                    compose_path: Path) -> compose.Interpolation:
-    """How compose interpolates the file while discovering: as ``docker compose`` does (the
-    process environment, then ``.env``), ``run_env`` for the rest; ``env`` replaces all that."""
+    """How compose interpolates the file while discovering: as the gate will (see
+    :func:`imagegate.project.gate_interpolation`); a given ``env`` replaces all that."""
     if env is not None:
         return compose.Interpolation(dict(env), None, {})
-    from .settings import materialize_env
+    from .project import gate_interpolation
 
-    run_env = materialize_env(dict(getattr(given, "run_env", {}) or {}))
-    image_var = getattr(given, "image_var", "") or "APP_IMAGE"
-    run_env[image_var] = PENDING_IMAGE  # the gate sets it to the tested image, whatever else does
-    found = compose.interpolation(root, [compose_path], run_env, environ={
-        k: v for k, v in os.environ.items() if k != image_var})
-    if image_var in found.sources:
-        found.sources[image_var] = "the tested image"
+    found: compose.Interpolation = gate_interpolation(
+        root, [compose_path], getattr(given, "run_env", {}), getattr(given, "image_var", ""))
     return found
 
 

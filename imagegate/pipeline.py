@@ -6,7 +6,7 @@ an image is made the same way whichever face asked for it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import base, build, wheelhouse
@@ -102,3 +102,63 @@ def build_app(cli: Any, settings: Settings, session: str, *, log: Log = print) -
     log(f"built {result.image_id[7:19]} as {settings.repo}:local with {result.builder} in "
         f"{result.seconds:.1f}s ({result.cached_steps}/{result.steps_count} steps cached)")
     return result
+
+
+def build_services(cli: Any, settings: Settings, model: Any, gated: Sequence[str], *,
+                   log: Log = print) -> dict[str, build.BuildResult]:
+    """Build every service of ``model`` that has its own ``build:`` besides the gated image, as
+    compose would (its context, Dockerfile, target and args), side by side; {service: result}.
+
+    Each is tagged ``<repo>-<service>:local`` and labelled with the project and service; the
+    settings' builder, network (``hermetic``) and pull policy apply as to the gated build.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .compose import other_builds
+
+    wanted = [(svc, spec) for svc, spec in other_builds(model, gated)]
+    if not wanted:
+        return {}
+    options = {k: v for k, v in build.options(settings).items() if k not in ("target", "exclude")}
+
+    def one(item: tuple[str, Any]) -> tuple[str, build.BuildResult]:
+        svc, spec = item
+        if spec.remote or spec.inline:
+            from .errors import UsageError
+
+            kind = "dockerfile_inline" if spec.inline else f"the remote context {spec.remote}"
+            raise UsageError(f"{model.files[0].name}: service {svc} builds from {kind}; the "
+                             "gate builds local Dockerfiles only")
+        result = build.build(
+            cli, context=spec.context, dockerfile=spec.dockerfile,
+            tags=[f"{settings.repo}-{svc}:local"], buildargs=dict(spec.args),
+            labels={"imagegate.project": settings.repo, "imagegate.service": svc},
+            progress=log, target=spec.target, exclude=_outputs_in(settings, spec.context),
+            **options)
+        log(f"built {result.image_id[7:19]} for service {svc} ({spec.dockerfile.name} in "
+            f"{_rel(spec.context, settings)}) with {result.builder} in {result.seconds:.1f}s")
+        return svc, result
+
+    with ThreadPoolExecutor(max_workers=min(4, len(wanted)), thread_name_prefix="build") as pool:
+        return dict(pool.map(one, wanted))
+
+
+def _outputs_in(settings: Settings, context: Any) -> list[str]:
+    """The gate's report directory as an ignore pattern of ``context`` (when inside it)."""
+    from pathlib import Path
+
+    try:
+        inside = settings.path(settings.report_dir).relative_to(Path(context).resolve())
+    except ValueError:
+        return []
+    return [inside.as_posix()] if inside.parts else []
+
+
+def _rel(path: Any, settings: Settings) -> str:
+    """``path`` relative to the project (as given when outside it)."""
+    from pathlib import Path
+
+    try:
+        return Path(path).relative_to(settings.project_dir.resolve()).as_posix() or "."
+    except ValueError:
+        return str(path)

@@ -30,11 +30,14 @@ from .errors import ImagegateError
 from .findings import Finding
 from .plugin_stack import (  # noqa: F401  (fixtures: every project gets them)
     compose_model,
+    service_images,
     stack,
     stack_attempt,
     stack_env,
+    stack_env_file,
     stack_factory,
     stack_files,
+    stack_interpolation,
     stack_up,
     stack_url,
 )
@@ -542,22 +545,37 @@ def image_facts(request: pytest.FixtureRequest, docker_client: Any, app_image: s
 
 
 @pytest.fixture(scope="session")
-def app_start(docker_client: Any, app_image: str, imagegate_session: str,
-              imagegate_settings: Settings, run_env: dict[str, str]) -> Iterator[Any]:
-    """One container of the image, started once (not read-only, no Redis); its
+def app_start(request: pytest.FixtureRequest, docker_client: Any, app_image: str,
+              imagegate_session: str, imagegate_settings: Settings,
+              run_env: dict[str, str]) -> Iterator[Any]:
+    """The web container the run checks judge, started once; its
     :class:`~imagegate.container.RunningContainer`, or the ImagegateError that stopped it from
-    starting (the engine's reason: ``exec: "gunicorn": executable file not found``)."""
+    starting (the engine's reason, or the service that died and its exception line).
+
+    With a compose file and a web service: that service as compose runs it (command,
+    environment, env_file, user, volumes, its dependencies up), reached from inside its network
+    by the gate's probe. Without one: one container of the image alone (not read-only, no
+    Redis), through its published loopback port."""
     from .container import running
     from .hosts import published_host
     from .project import web_port
 
+    s = imagegate_settings
     with contextlib.ExitStack() as exits:
         try:
-            options = fast_healthcheck(docker_client.images.get(app_image).attrs)
-            started: Any = exits.enter_context(running(
-                docker_client, app_image, imagegate_session, env=run_env,
-                port=web_port(imagegate_settings),
-                published_host=published_host(imagegate_settings), **options))
+            if s.compose_file and s.web_service:
+                from .plugin_stack import web_as_compose_runs_it
+
+                value = request.getfixturevalue
+                started: Any = exits.enter_context(web_as_compose_runs_it(
+                    s, imagegate_session, value("stack_files"), value("stack_env"),
+                    value("stack_env_file"), value("compose_model"), app_image,
+                    value("service_images")))
+            else:
+                options = fast_healthcheck(docker_client.images.get(app_image).attrs)
+                started = exits.enter_context(running(
+                    docker_client, app_image, imagegate_session, env=run_env,
+                    port=web_port(s), published_host=published_host(s), **options))
         except ImagegateError as exc:
             started = exc
         yield started

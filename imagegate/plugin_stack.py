@@ -41,48 +41,85 @@ def stack_files(imagegate_settings: Settings) -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def stack_env(run_env: dict[str, str], imagegate_settings: Settings,
-              app_image: str) -> dict[str, str]:
-    """Interpolation environment of every stack: ``run_env`` + the tested image's id + Redis.
-
-    The image variable (``image_var``, APP_IMAGE) names the image that was built and tested, for
-    compose files that take it from there. Override to add variables.
-    """
+def stack_interpolation(run_env: dict[str, str], imagegate_settings: Settings, app_image: str,
+                        stack_files: list[Path]) -> Any:
+    """How compose interpolates the session's files, as ``docker compose`` would: the process
+    environment, then the project's ``.env``, then ``run_env`` (+ ``REDIS_IMAGE``); the image
+    variable (``image_var``) is always the tested image. An
+    :class:`~imagegate.compose.Interpolation` (names and sources for the report header)."""
     from .pipeline import redis_image
+    from .project import gate_interpolation
 
-    return {**run_env, imagegate_settings.image_var: app_image, "REDIS_IMAGE": redis_image()}
+    return gate_interpolation(imagegate_settings.project_dir, stack_files,
+                              {**run_env, "REDIS_IMAGE": redis_image()},
+                              imagegate_settings.image_var, app_image)
+
+
+@pytest.fixture(scope="session")
+def stack_env(stack_interpolation: Any) -> dict[str, str]:
+    """Interpolation environment of every stack (see ``stack_interpolation``): what is passed
+    to compose as its process environment. Override to add variables."""
+    return dict(stack_interpolation.env)
+
+
+@pytest.fixture(scope="session")
+def stack_env_file(stack_interpolation: Any) -> Path | None:
+    """The env file compose reads for interpolation: the project's ``.env`` (None: none)."""
+    found: Path | None = stack_interpolation.env_file
+    return found
 
 
 @pytest.fixture(scope="session")
 def compose_model(imagegate_settings: Settings, stack_files: list[Path],
-                  stack_env: dict[str, str]) -> Any:
+                  stack_env: dict[str, str], stack_env_file: Path | None) -> Any:
     """The session's compose project resolved once (``compose config``): a
     :class:`~imagegate.compose.Model` the stack checks and the override read."""
     from .compose import Model
 
     try:
-        return Model.load(stack_files, project_dir=imagegate_settings.project_dir, env=stack_env)
+        return Model.load(stack_files, project_dir=imagegate_settings.project_dir, env=stack_env,
+                          env_file=stack_env_file)
     except ImagegateError as exc:
         pytest.fail(f"imagegate: {exc.message}", pytrace=False)
 
 
-def gate_overrides(settings: Settings, model: Any, image: str) -> list[str]:
-    """The gate's override texts for ``model``: the tested image on the services that build the
-    gated Dockerfile, ports on 127.0.0.1. Another ``build:`` service is a one-line UsageError."""
-    from .compose import gate_override, gated_services, other_builds
+def gated_of(settings: Settings, model: Any) -> list[str]:
+    """The services of ``model`` that build the gated Dockerfile (they run the tested image)."""
+    from .compose import gated_services
 
-    gated = gated_services(model, context=settings.path(settings.context or "."),
-                           dockerfile=settings.path(settings.dockerfile or "Dockerfile"),
-                           target=settings.target)
-    others = other_builds(model, gated)
-    if others:
-        named = ", ".join(f"{svc} ({spec.dockerfile.name} in {spec.context})"
-                          for svc, spec in others)
-        raise UsageError(f"{model.files[0].name}: service {named} builds its own image; the gate "
-                         f"builds and tests only {settings.dockerfile} — give that service an "
-                         "`image:` (built and pushed by its own gate) or list it in a separate "
-                         "compose file")
-    return [gate_override(model, tested_image=image, gated=gated, labels={})]
+    return gated_services(model, context=settings.path(settings.context or "."),
+                          dockerfile=settings.path(settings.dockerfile or "Dockerfile"),
+                          target=settings.target)
+
+
+@pytest.fixture(scope="session")
+def service_images(docker_client: Any, imagegate_settings: Settings, compose_model: Any,
+                   ) -> dict[str, str]:
+    """{service: image id} of every service with its own ``build:`` besides the gated image,
+    built as compose would (a cache hit when the gate's build stage built them already)."""
+    from .pipeline import build_services
+
+    try:
+        built = build_services(docker_client, imagegate_settings, compose_model,
+                               gated_of(imagegate_settings, compose_model), log=lambda _: None)
+    except ImagegateError as exc:
+        pytest.fail(f"imagegate: {exc.message}\n{exc.detail}", pytrace=False)
+    return {svc: result.image_id for svc, result in built.items()}
+
+
+def gate_overrides(settings: Settings, model: Any, image: str,
+                   built: Mapping[str, str] | None = None) -> list[str]:
+    """The gate's override texts for ``model``: the tested image on the services that build the
+    gated Dockerfile, the images in ``built`` on the other services that build, every port on
+    127.0.0.1. Another ``build:`` service that was not built is a one-line UsageError."""
+    from .compose import gate_override, other_builds
+
+    gated = gated_of(settings, model)
+    missing = [svc for svc, _ in other_builds(model, gated) if svc not in (built or {})]
+    if missing:
+        raise UsageError(f"{model.files[0].name}: service {', '.join(missing)} builds its own "
+                         "image and none was built for it (request the service_images fixture)")
+    return [gate_override(model, tested_image=image, gated=gated, labels={}, built=built)]
 
 
 def _start(settings: Settings, session: str, files: Sequence[str | os.PathLike[str]],
@@ -96,6 +133,13 @@ def _start(settings: Settings, session: str, files: Sequence[str | os.PathLike[s
         published_host=published_host(settings),
         **options,
     )
+
+
+def serving(settings: Settings) -> tuple[str, int, str] | None:
+    """(web service, web port, probe path) a stack waits to answer through the gate's probe."""
+    if not settings.web_service or not settings.web_port:
+        return None
+    return settings.web_service, settings.web_port, settings.health_path or "/"
 
 
 @dataclass
@@ -116,17 +160,20 @@ class StackAttempt:
 @pytest.fixture(scope="session")
 def stack_attempt(docker_client: Any, imagegate_settings: Settings, imagegate_session: str,
                   stack_files: list[Path], stack_env: dict[str, str], compose_model: Any,
-                  app_image: str) -> Iterator[StackAttempt]:
+                  app_image: str, service_images: dict[str, str],
+                  stack_env_file: Path | None) -> Iterator[StackAttempt]:
     """Bring the session's stack up (``<session>-main-<x>``) and keep it up for the session; a stack
-    that does not get healthy is recorded (and taken down), not raised."""
+    that does not get healthy (or whose web service dies, or never answers HTTP through the
+    gate's probe on its network) is recorded (and taken down), not raised."""
     s = imagegate_settings
     with contextlib.ExitStack() as exits:
         try:
-            overrides = gate_overrides(s, compose_model, app_image)
+            overrides = gate_overrides(s, compose_model, app_image, service_images)
             running = exits.enter_context(_start(
                 s, imagegate_session, stack_files, stack_env,
                 f"{imagegate_session}-main-{uuid.uuid4().hex[:6]}",
-                project_dir=s.project_dir, overrides=overrides, model=compose_model))
+                project_dir=s.project_dir, overrides=overrides, model=compose_model,
+                env_file=stack_env_file, serve=serving(s)))
         except ImagegateError as exc:
             attempt = StackAttempt(None, exc.message, exc.detail)
         else:
@@ -179,9 +226,10 @@ class StackFactory:
     """
 
     def __init__(self, settings: Settings, session: str, files: list[Path],
-                 env: Mapping[str, str], image: str, exits: contextlib.ExitStack) -> None:
+                 env: Mapping[str, str], image: str, exits: contextlib.ExitStack,
+                 built: Mapping[str, str] | None = None) -> None:
         self._settings, self._session, self._files, self._env = settings, session, files, env
-        self._image = image
+        self._image, self._built = image, dict(built or {})
         self._exits = exits
         self.stacks: list[Stack] = []
 
@@ -199,7 +247,8 @@ class StackFactory:
         project = f"{self._session}-{uuid.uuid4().hex[:6]}"
         started: Stack = self._exits.enter_context(
             _start(self._settings, self._session, chosen, clean, project, model=model,
-                   overrides=gate_overrides(self._settings, model, self._image), **options))
+                   overrides=gate_overrides(self._settings, model, self._image, self._built),
+                   **options))
         self.stacks.append(started)
         return started
 
@@ -211,9 +260,35 @@ class StackFactory:
 
 @pytest.fixture
 def stack_factory(docker_client: Any, imagegate_settings: Settings, imagegate_session: str,
-                  stack_files: list[Path], stack_env: dict[str, str],
-                  app_image: str) -> Iterator[StackFactory]:
+                  stack_files: list[Path], stack_env: dict[str, str], app_image: str,
+                  service_images: dict[str, str]) -> Iterator[StackFactory]:
     """A factory for per-test compose projects (:class:`StackFactory`); torn down at test end."""
     with contextlib.ExitStack() as exits:
         yield StackFactory(imagegate_settings, imagegate_session, stack_files, stack_env,
-                           app_image, exits)
+                           app_image, exits, service_images)
+
+
+@contextlib.contextmanager
+def web_as_compose_runs_it(settings: Settings, session: str, files: Sequence[Path],
+                           env: Mapping[str, str], env_file: Path | None, model: Any,
+                           image: str, built: Mapping[str, str]) -> Iterator[Any]:
+    """The web service's container as compose runs it — its command, entrypoint, environment,
+    env_file, user, read_only, tmpfs and volumes, with the services it depends on up — in a
+    project of its own (``<session>-run-<x>``), the tested image pinned; a
+    :class:`~imagegate.container.RunningContainer` reached through the gate's probe on its
+    network (and its published port, when it has one). The project goes down on exit."""
+    from .container import RunningContainer
+    from .project import web_port
+
+    web, port = settings.web_service, web_port(settings)
+    overrides = gate_overrides(settings, model, image, built)
+    with _start(settings, session, files, env, f"{session}-run-{uuid.uuid4().hex[:6]}",
+                project_dir=settings.project_dir, overrides=overrides, model=model,
+                env_file=env_file, services=(web,), serve=serving(settings)) as running:
+        url = ""
+        if any(p.target == port for p in model.published(web)):
+            with contextlib.suppress(ImagegateError):
+                url = running.url(web, "", container_port=port)
+        yield RunningContainer(running.container(web), url, port,
+                               probe_get=lambda path: running.http(web, path,
+                                                                   container_port=port))

@@ -7,10 +7,16 @@ came from, so the header and the reports say what was tested and why.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 from .errors import UsageError
 from .settings import Settings
+
+#: Stands in for the tested image while discovering (the image is built after discovery).
+PENDING_IMAGE = "imagegate/discovery:pending"
 
 
 def resolve(settings: Settings) -> Settings:
@@ -48,3 +54,36 @@ def web_port(settings: Settings) -> int:
     raise UsageError(settings.sources.get("web_port", "web_port is not set").removeprefix(
         "unknown: ") if settings.sources.get("web_port", "").startswith("unknown: ")
         else "web_port is not set and could not be discovered; set web_port in [tool.imagegate]")
+
+
+def gate_interpolation(project_dir: Path, files: list[Path], run_env: Any, image_var: str,
+                       image: str = "", extra: dict[str, str] | None = None) -> Any:
+    """The :class:`~imagegate.compose.Interpolation` the gate reads ``files`` with, as ``docker
+    compose`` would: the process environment, then ``.env``, then ``run_env`` (``@random`` made
+    fresh) and ``extra``; ``image_var`` is always the tested ``image`` (a placeholder before the
+    build), whatever the environment says."""
+    from .compose import interpolation
+    from .settings import materialize_env
+
+    image_var = image_var or "APP_IMAGE"
+    base = {**materialize_env(dict(run_env or {})), **(extra or {}),
+            image_var: image or PENDING_IMAGE}
+    found = interpolation(project_dir, files, base,
+                          environ={k: v for k, v in os.environ.items() if k != image_var})
+    if image_var in found.sources:
+        found.sources[image_var] = "the tested image"
+    return found
+
+
+def compose_model(settings: Settings, image: str = "", extra: dict[str, str] | None = None,
+                  files: list[Path] | None = None) -> tuple[Any, Any]:
+    """(the project's compose :class:`~imagegate.compose.Model`, its
+    :class:`~imagegate.compose.Interpolation`) as the gate reads it (:func:`gate_interpolation`)."""
+    from .compose import Model
+
+    chosen = files or [settings.path(settings.compose_file)]
+    found = gate_interpolation(settings.project_dir, chosen, settings.run_env, settings.image_var,
+                               image, extra)
+    model = Model.load(chosen, project_dir=settings.project_dir, env=found.env,
+                       env_file=found.env_file)
+    return model, found

@@ -17,10 +17,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +38,9 @@ from .compose import (  # noqa: F401  (compose_command: re-exported, callers use
     process_env,
 )
 from .engine import cleanup_session, session_labels
-from .errors import CommandFailed, StackNotHealthy, UsageError
-from .proc import run
+from .errors import StackNotHealthy, UsageError
+from .probe import Answer, Probe, ProbeError, running_probe
+from .proc import StopWaiting, WaitTimeout, run, wait_until
 
 #: Seconds a stack's containers get to stop when the stack is taken down after its tests: none.
 #: Teardown is not a shutdown test (the fault tests stop containers on purpose and watch); its
@@ -47,6 +50,18 @@ TEARDOWN_GRACE = 0
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 PULL_POLICIES = ("missing", "never", "always")
+#: Seconds between looks at the stack's containers while it comes up (a crash is named within).
+WATCH = 0.5
+#: Restarts after which a service counts as crash-looping (one or two are a start-up race with a
+#: dependency that a restart policy is there to absorb).
+RESTART_LOOP = 3
+#: A log line that names an exception (``ModuleNotFoundError: No module named 'psycopg2'``).
+EXCEPTION_LINE = re.compile(r"^\s*(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Exit|"
+                            r"Interrupt|Warning)\b(?::.*)?$")
+
+
+class ServiceDied(StopWaiting):
+    """A service of the stack exited or crash-loops: waiting longer cannot help."""
 
 
 @dataclass
@@ -67,6 +82,8 @@ class Stack:
     command_timeout: float = 60.0
     #: The user's files resolved (:class:`Model`); loaded on first use unless given.
     model: Model | None = field(default=None, repr=False)
+    #: The gate's probe container on the web service's network (see :meth:`http`).
+    probe: Probe | None = field(default=None, repr=False)
     _cli: Any = field(default=None, repr=False)
 
     # -- compose ---------------------------------------------------------------------------------
@@ -129,22 +146,108 @@ class Stack:
                              f"({first_line(proc.stderr or proc.stdout)}); set pull = \"never\" "
                              "to use local images only", detail=proc.stderr)
 
-    def up(self, timeout: float) -> None:
-        """``up --wait``: return when every service is running (and healthy, where it has a
-        healthcheck), else :class:`StackNotHealthy` naming the service, with diagnostics."""
+    def up(self, timeout: float, services: Sequence[str] = ()) -> None:
+        """``up --wait`` (of ``services`` and what they depend on; all when empty): return when
+        each is running (and healthy, where it has a healthcheck), else :class:`StackNotHealthy`
+        naming the service, with diagnostics.
+
+        The containers are watched while compose waits: a service that exits (and is not a
+        one-shot that succeeded) or crash-loops ends the wait within :data:`WATCH` seconds,
+        named with its exit code and the exception line of its log, instead of the budget.
+        """
         args = ("up", "--wait", "--wait-timeout", str(int(timeout)), "--pull", "never",
-                "--no-build", "--remove-orphans")
+                "--no-build", "--remove-orphans", *services)
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            proc = subprocess.Popen(self.argv(*args), cwd=self.project_dir, stdout=out,
+                                    stderr=err, stdin=subprocess.DEVNULL, text=True,
+                                    env={**os.environ, **self._process_env()})
+            deadline = time.monotonic() + timeout + 60
+            died = ""
+            try:
+                while True:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(timeout=WATCH)
+                    died = self.dead()
+                    if died or proc.returncode is not None or time.monotonic() > deadline:
+                        break
+            finally:
+                if proc.poll() is None:
+                    proc.terminate()
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(timeout=30)
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait(timeout=30)
+            err.seek(0)
+            stderr = err.read()
+        if not died and proc.returncode == 0:
+            return
+        died = died or self.dead()
+        if died:
+            raise StackNotHealthy(f"{self.files[0].name}: {died}",
+                                  detail=self.diagnostics_text())
+        complaint = first_line(stderr) if proc.returncode not in (None, -15) else \
+            f"compose up --wait did not return within {timeout + 60:g}s"
+        culprit = self._culprit()
+        raise StackNotHealthy(
+            f"{self.files[0].name}: {culprit or 'stack'} did not come up ({complaint})",
+            detail=self.diagnostics_text(),
+        )
+
+    def dead(self) -> str:
+        """Why the stack cannot come up, or "": the first service that exited (but a one-shot
+        that exited 0) or restarted :data:`RESTART_LOOP` times, with its exit code and the
+        exception line of its log."""
         try:
-            proc = self.compose(*args, timeout=timeout + 60, check=False)
-            complaint = "" if proc.returncode == 0 else first_line(proc.stderr)
-        except CommandFailed as exc:  # our own timeout on top of compose's
-            complaint = exc.message
-        if complaint:
-            culprit = self._culprit()
-            raise StackNotHealthy(
-                f"{self.files[0].name}: {culprit or 'stack'} did not come up ({complaint})",
-                detail=self.diagnostics_text(),
-            )
+            containers = self.cli.containers.list(all=True, filters={
+                "label": f"{PROJECT_LABEL}={self.project}"})
+            model = self.load_model()
+        except Exception:
+            return ""
+        for ctr in containers:
+            service = ctr.labels.get(SERVICE_LABEL, ctr.name)
+            state = ctr.attrs.get("State") or {}
+            restarts = int(ctr.attrs.get("RestartCount") or 0)
+            code = state.get("ExitCode")
+            if state.get("Status") in ("exited", "dead"):
+                one_shot = service in model.services and model.one_shot(service)
+                if code == 0 and one_shot:
+                    continue
+                what = f"service {service} exited with code {code}"
+            elif restarts >= RESTART_LOOP:
+                what = f"service {service} restarts in a loop ({restarts} restarts, last exit " \
+                       f"code {code})"
+            else:
+                continue
+            return f"{what}{self._after(state)}: {self._crash_line(service)}"
+        return ""
+
+    @staticmethod
+    def _after(state: dict[str, Any]) -> str:
+        """`` after 1.2s`` (engine clock, start to exit) when both stamps are there."""
+        from datetime import datetime
+
+        try:
+            started = datetime.fromisoformat(str(state["StartedAt"])[:26].rstrip("Z"))
+            finished = datetime.fromisoformat(str(state["FinishedAt"])[:26].rstrip("Z"))
+        except (KeyError, ValueError):
+            return ""
+        seconds = (finished - started).total_seconds()
+        return f" {seconds:.1f}s after it started" if seconds >= 0 else ""
+
+    def _crash_line(self, service: str) -> str:
+        """The exception line of ``service``'s log (its last one), and its last log line."""
+        try:
+            lines = [ln.rstrip() for ln in self.logs(service, tail=80).splitlines() if ln.strip()]
+        except Exception:
+            return "(no log)"
+        if not lines:
+            return "(no output)"
+        raised = next((ln.strip() for ln in reversed(lines) if EXCEPTION_LINE.match(ln)), "")
+        last = lines[-1].strip()
+        if raised and raised != last:
+            return f"{raised[:200]} (last log line: {last[:160]})"
+        return (raised or last)[:300]
 
     def down(self, timeout: int = 10) -> None:
         """``down -v --remove-orphans``: containers, networks and named volumes go."""
@@ -200,6 +303,37 @@ class Stack:
         binding that host cannot reach is a UsageError (see :func:`imagegate.hosts.url`)."""
         address, port = self.binding(service, container_port or self.default_port)
         return hosts.url(port, path, host=self.published_host, bound_ip=address)
+
+    def http(self, service: str, path: str = "/", *, container_port: int | None = None,
+             timeout: float = 10.0) -> Answer:
+        """``GET path`` on ``service``:``container_port`` by its compose name, from the gate's
+        probe on the service's network: no published port needed (:class:`ProbeError` when
+        nothing answers)."""
+        if self.probe is None:
+            raise ProbeError(f"project {self.project} has no probe: start it with serve=")
+        return self.probe.get(service, container_port or self.default_port, path,
+                              timeout=timeout)
+
+    def wait_serving(self, service: str, container_port: int, path: str = "/", *,
+                     timeout: float) -> None:
+        """Wait until ``service`` answers HTTP (any status) through the probe; a service that
+        dies meanwhile ends the wait at once (:class:`StackNotHealthy` naming it)."""
+        seen = ["not probed yet"]
+
+        def answers() -> bool:
+            died = self.dead()
+            if died:
+                raise ServiceDied(f"{self.files[0].name}: {died}")
+            assert self.probe is not None
+            code, seen[0] = self.probe.status(service, container_port, path)
+            return code is not None
+
+        try:
+            wait_until(answers, timeout=timeout, interval=WATCH,
+                       what=f"{service}:{container_port} answering GET {path}",
+                       describe=lambda: seen[0])
+        except (ServiceDied, WaitTimeout) as exc:
+            raise StackNotHealthy(exc.message, detail=self.diagnostics_text()) from None
 
     # -- docker handles --------------------------------------------------------------------------
 
@@ -320,6 +454,19 @@ def validate_compose(compose_files: Sequence[str | os.PathLike[str]], *,
                              detail=proc.stderr)
 
 
+def _probe_for(stack: Stack, service: str) -> Any:
+    """:func:`~imagegate.probe.running_probe` of ``service``'s own image on its first network,
+    labelled like the stack (a context manager)."""
+    ctr = stack.container(service)
+    networks = sorted((ctr.attrs.get("NetworkSettings") or {}).get("Networks") or {})
+    if not networks:
+        raise StackNotHealthy(f"{service} is on no network the probe could join")
+    # Not the compose project's label: compose would count the probe as one of its containers.
+    labels = {**session_labels(stack.session), "imagegate.probe": stack.project}
+    return running_probe(stack.cli, str(ctr.attrs.get("Image") or ctr.image.id), networks[0],
+                         labels)
+
+
 def remove_leftovers(cli: Any, session: str, project: str) -> int:
     """Second net after ``down``: remove this project's objects that carry the session label."""
     return sum(cleanup_session(session, cli, also=(f"{PROJECT_LABEL}={project}",)).values())
@@ -340,6 +487,8 @@ def running_stack(
     pull: str = "never",
     model: Model | None = None,
     published_host: str = "",
+    services: Sequence[str] = (),
+    serve: tuple[str, int, str] | None = None,
 ) -> Iterator[Stack]:
     """Bring a labelled compose project up healthy, yield it, and always take it down.
 
@@ -353,7 +502,10 @@ def running_stack(
     run an image (not those with ``pull_policy: never``, which the gate's override puts on the
     tested image) before ``up --wait --pull never --no-build``: nothing is ever built here.
     ``published_host``: where :meth:`Stack.url` reaches published ports (empty: from
-    ``DOCKER_HOST``, else 127.0.0.1).
+    ``DOCKER_HOST``, else 127.0.0.1). ``services``: bring up only these (and their
+    dependencies). ``serve`` = (service, container port, path): start the gate's probe on that
+    service's network (:meth:`Stack.http`) and wait until it answers there, failing at once
+    when a service dies.
     Raises :class:`UsageError` for a file compose rejects (including a missing ``${VAR:?}``),
     :class:`StackNotHealthy` if ``up --wait`` fails.
     """
@@ -382,8 +534,18 @@ def running_stack(
         try:
             if pull != "never":
                 stack.pull(pull, timeout=max(wait_timeout, 300))
-            stack.up(wait_timeout)
-            yield stack
+            started = time.monotonic()
+            stack.up(wait_timeout, services)
+            with contextlib.ExitStack() as probing:
+                if serve is not None:
+                    service, port, path = serve
+                    stack.probe = probing.enter_context(_probe_for(stack, service))
+                    stack.wait_serving(service, port, path, timeout=max(
+                        1.0, wait_timeout - (time.monotonic() - started)))
+                try:
+                    yield stack
+                finally:
+                    stack.probe = None  # the probe goes first: it holds the network
         finally:
             # Runs on pass, fail and KeyboardInterrupt alike; each step tolerates the others.
             with contextlib.suppress(Exception):

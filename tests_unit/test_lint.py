@@ -13,7 +13,7 @@ import pytest
 
 from imagegate.errors import UsageError
 from imagegate.findings import Finding
-from imagegate.lint import LINT_CHECKS, assignments, extra_checks, lint, parse
+from imagegate.lint import LINT_CHECKS, assignments, extra_checks, lint, other_services, parse
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -340,3 +340,28 @@ def test_IG_LINT_HADOLINT_fails_on_empty_output(pytester: pytest.Pytester,
     assert found["message"].startswith("hadolint could not run: hadolint gave no findings list "
                                        "for "), found["message"]
     assert "(rc 0): no output" in found["message"]
+
+
+def test_IG_LINT_SERVICES_lints_the_other_built_services_as_advice(tmp_path: Path) -> None:
+    """A proxy compose builds beside the app: its Dockerfile's hadolint results are findings of
+    IG-LINT-SERVICES naming the service and the file's line (info: advice, not the gated
+    image); the gated Dockerfile is not linted twice; a clean one passes."""
+    from imagegate.catalogue import severity
+    from imagegate.compose import Model
+
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web/Dockerfile").write_text("FROM python:latest\n")
+    (tmp_path / "proxy").mkdir()
+    (tmp_path / "proxy/Dockerfile").write_text("FROM nginx:1.25\nRUN apt-get install curl\n")
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  web: {build: ./web}\n  proxy: {build: ./proxy, ports: ['80']}\n")
+    model = Model.load([tmp_path / "compose.yaml"], project_dir=tmp_path, env={})
+    found = other_services(model, ["web"])
+    failed = {(f.check_id, f.where, f.message.split(":")[0]) for f in found if not f.ok}
+    assert ("IG-LINT-SERVICES", "proxy/Dockerfile:2", "service proxy") in failed, found
+    assert all(f.check_id == "IG-LINT-SERVICES" and "web" not in f.message for f in found)
+    assert any("DL3008" in f.message for f in found), found
+    assert severity("IG-LINT-SERVICES") == severity("IG-LINT-SERVICES", "hardened") == "info"
+    (tmp_path / "proxy/Dockerfile").write_text("FROM nginx:1.25\nCOPY x /x\n")
+    clean = other_services(model, ["web"])
+    assert [(f.ok, f.where) for f in clean] == [(True, "proxy/Dockerfile")]

@@ -42,18 +42,26 @@ def test_every_check_has_a_severity_per_profile() -> None:
         assert spec.id.startswith("IG-") and spec.help_uri.startswith("https://")
 
 
+#: Checks about what the gate builds and runs but does not gate: advice at every profile.
+ADVICE_ONLY = {"IG-LINT-SERVICES"}
+
+
 def test_baseline_errors_are_the_defects_with_evidence() -> None:
     """At baseline exactly the defects are errors; everything else is advice (a warning)."""
     errors = {cid for cid in catalogue.CATALOGUE if catalogue.severity(cid, "baseline") == "error"}
     assert errors == BASELINE_ERRORS
-    others = {catalogue.severity(cid, "baseline") for cid in catalogue.CATALOGUE} - {"error"}
-    assert others == {"warning"}
+    others = {cid: catalogue.severity(cid, "baseline") for cid in catalogue.CATALOGUE
+              if cid not in errors}
+    assert {cid for cid, level in others.items() if level != "warning"} == ADVICE_ONLY
+    assert {others[cid] for cid in ADVICE_ONLY} == {"info"}
 
 
 def test_hardened_makes_every_hardening_check_an_error() -> None:
-    """hardened: every check that warns at baseline is an error."""
+    """hardened: every check that warns at baseline is an error; advice about what is not
+    gated (the other services' Dockerfiles) stays advice."""
     for cid in catalogue.CATALOGUE:
-        assert catalogue.severity(cid, "hardened") == "error", cid
+        expected = "info" if cid in ADVICE_ONLY else "error"
+        assert catalogue.severity(cid, "hardened") == expected, cid
 
 
 @pytest.mark.parametrize(("level", "profile", "expected"), [

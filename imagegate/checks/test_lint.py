@@ -57,3 +57,23 @@ def test_extra(check_id: str, dockerfile: Any, imagegate_settings: Any,
     found = [f for f in lint.extra_checks(dockerfile.read_text(), dockerfile.name)
              if f.check_id == check_id]
     imagegate_record(found or [Finding(check_id, True, lint.LINT_CHECKS[check_id])])
+
+
+@pytest.mark.imagegate_check("IG-LINT-SERVICES")
+def test_other_services(imagegate_settings: Any,
+                        imagegate_record: Callable[[list[Finding]], None]) -> None:
+    """IG-LINT-SERVICES: the Dockerfiles of the other services compose builds (a proxy in
+    front, a worker) pass hadolint; advice, since they are built and run but not gated."""
+    from imagegate.plugin_stack import gated_of
+    from imagegate.project import compose_model
+
+    if not imagegate_settings.compose_file:
+        pytest.skip("no compose file: no other service to build")
+    try:
+        model, _ = compose_model(imagegate_settings)
+        found = lint.other_services(model, gated_of(imagegate_settings, model))
+    except ImagegateError as exc:
+        pytest.fail(f"cannot lint the other services: {exc.message}", pytrace=False)
+    if not found:
+        pytest.skip("no other service of the compose file builds its own image")
+    imagegate_record(found)

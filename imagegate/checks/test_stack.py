@@ -9,6 +9,7 @@ HTTP answers). A project's own ``tests_stack/`` may import these classes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -116,29 +117,59 @@ class TestStackHttp:
             metafunc.parametrize("http_check", checks, ids=[c.path for c in checks])
 
     @pytest.mark.imagegate_check("IG-STACK-HTTP")
-    def test_IG_STACK_HTTP(self, http_check: Any, stack_up: Any, imagegate_settings: Any) -> None:
-        """IG-STACK-HTTP: ``GET path`` through the published port gives the expected status
-        (and body text); with no status given, anything below 500."""
+    def test_IG_STACK_HTTP(self, http_check: Any, stack_up: Any, imagegate_settings: Any,
+                           compose_model: Any) -> None:
+        """IG-STACK-HTTP: ``GET path`` gives the expected status (and body text); with no status
+        given, anything below 500. Asked of the web service by its compose name from inside the
+        project's network (the gate's probe), then as a user reaches it: through the web
+        service's own published port and through each proxy's, where this machine can."""
         __tracebackhide__ = True
-        import requests
-
+        from imagegate.discovery import proxy_of
+        from imagegate.errors import ImagegateError
         from imagegate.proc import wait_until
 
-        url = stack_up.url(imagegate_settings.web_service, http_check.path,
-                           container_port=imagegate_settings.web_port)
-        # A service without a healthcheck is "up" once it runs, maybe before it listens: wait
-        # (bounded) for an HTTP answer of any kind, then judge that answer.
-        (resp,) = wait_until(lambda: (requests.get(url, timeout=10),),  # a 4xx Response is falsy
-                             what=f"GET {http_check.path}", timeout=imagegate_settings.wait_timeout,
-                             interval=0.2)
-        if http_check.status:
-            assert resp.status_code == http_check.status, (
-                f"GET {http_check.path}: expected {http_check.status}, got {resp.status_code}: "
-                f"{resp.text[:200]!r}")
-        else:
-            assert resp.status_code < 500, (
-                f"GET {http_check.path}: expected below 500, got {resp.status_code}: "
-                f"{resp.text[:200]!r}")
-        if http_check.contains:
-            assert http_check.contains in resp.text, (
-                f"GET {http_check.path}: {http_check.contains!r} not in {resp.text[:200]!r}")
+        web, port = imagegate_settings.web_service, imagegate_settings.web_port
+        ways: list[tuple[str, Callable[[], Any]]] = [
+            (f"{web}:{port} from inside the network",
+             partial(stack_up.http, web, http_check.path, container_port=port))]
+        fronts = [(web, port)] if any(p.target == port for p in compose_model.published(web)) \
+            else []
+        fronts += [(svc, p.target) for svc in compose_model.services if proxy_of(compose_model, svc)
+                   for p in compose_model.published(svc)[:1] if p.protocol == "tcp"]
+        for svc, target in fronts:
+            try:
+                url = stack_up.url(svc, http_check.path, container_port=target)
+            except ImagegateError as exc:  # a remote engine's loopback: not reachable from here
+                ways.append((f"{svc} published port", partial(pytest.skip, exc.message)))
+                continue
+            ways.append((f"{svc} published port {url.rsplit(':', 1)[-1].split('/')[0]}",
+                         partial(_get, url)))
+        for how, ask in ways:
+            # A service without a healthcheck is "up" once it runs, maybe before it listens: wait
+            # (bounded) for an HTTP answer of any kind, then judge that answer.
+            (resp,) = wait_until(partial(_one, ask),  # a 4xx answer is falsy: wrap it
+                                 what=f"GET {http_check.path} ({how})",
+                                 timeout=imagegate_settings.wait_timeout, interval=0.2)
+            said = f"GET {http_check.path} ({how})"
+            if http_check.status:
+                assert resp.status_code == http_check.status, (
+                    f"{said}: expected {http_check.status}, got {resp.status_code}: "
+                    f"{resp.text[:200]!r}")
+            else:
+                assert resp.status_code < 500, (
+                    f"{said}: expected below 500, got {resp.status_code}: {resp.text[:200]!r}")
+            if http_check.contains:
+                assert http_check.contains in resp.text, (
+                    f"{said}: {http_check.contains!r} not in {resp.text[:200]!r}")
+
+
+def _one(ask: Callable[[], Any]) -> tuple[Any]:
+    """``(ask(),)``: a truthy wrapper for :func:`wait_until` around an answer that may be 4xx."""
+    return (ask(),)
+
+
+def _get(url: str) -> Any:
+    """GET ``url`` from this machine, bounded."""
+    import requests
+
+    return requests.get(url, timeout=10)
