@@ -131,10 +131,10 @@ HELP = {
     "build_args": "build args NAME=VALUE (repeatable; added to compose build: args)",
     "compose_file": "the compose file (default: compose.yaml, compose.yml, docker-compose.yaml, "
                     "docker-compose.yml: the first found)",
-    "web_service": "the compose service that serves HTTP (default: the one built from the "
-                   "project, else the only one publishing a port)",
+    "web_service": "the compose service that runs the Flask app (default: the one that builds an "
+                   "image and is not a proxy; see discovery)",
     "web_port": "the container port the web service listens on (default: compose ports target, "
-                "else EXPOSE)",
+                "expose, the server command's bind, else EXPOSE)",
     "health_path": "a path that must answer 2xx (default: the image's HEALTHCHECK, else any "
                    "HTTP answer; in the stack GET / below 500)",
     "http_checks": "HTTP checks on the stack: [{path, status, contains}]",
