@@ -37,7 +37,7 @@ engine-down: $(STAMP) ## stop the dockerd that `make engine` started (and only t
 base: engine ## make the local base images (Python runtime, Redis) from Debian packages
 	$(IMAGEGATE) base
 
-standins: base ## local stand-ins of python:3.11-slim and redis:7-alpine (nothing can be pulled here)
+standins: base ## local stand-ins of python:3.11-slim, redis:7-alpine, postgres:16, nginx:1.25 (nothing can be pulled here)
 	$(BIN)/python -m testsupport.standins all
 
 build: base ## build the app image hermetically and tag imagegate/app:local

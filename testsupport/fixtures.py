@@ -1,7 +1,8 @@
 """Session fixtures for the stock-image stand-ins.
 
 A conftest takes them with ``pytest_plugins = ["testsupport.fixtures"]`` (root conftest only) or
-by importing them: ``from testsupport.fixtures import python_slim_image, redis_alpine_image``.
+by importing them: ``from testsupport.fixtures import python_slim_image, redis_alpine_image``
+(and ``postgres_image``, ``nginx_image``).
 Each makes its stand-in once per session when the image is missing (see
 :mod:`testsupport.standins`) and returns the tag, so a test never depends on a registry.
 """
@@ -31,6 +32,28 @@ def redis_alpine_image() -> str:
     test against another tag.
     """
     return standins.ensure_redis_alpine(log=_progress)
+
+
+@pytest.fixture(scope="session")
+def postgres_image() -> str:
+    """``postgres:16``: the local image, or a stand-in built from Debian's PostgreSQL 15.
+
+    Built on the ``python:3.11-slim`` stand-in (made first when missing); about 15 s the first
+    time. Honours POSTGRES_USER/PASSWORD/DB like the official image. Override this fixture to
+    test against another tag.
+    """
+    return standins.ensure_postgres(log=_progress)
+
+
+@pytest.fixture(scope="session")
+def nginx_image() -> str:
+    """``nginx:1.25``: the local image, or a stand-in built from Debian's nginx-light.
+
+    Built on the ``python:3.11-slim`` stand-in (made first when missing); a few seconds the
+    first time. Serves conf.d/*.conf on port 80, logs to stdout/stderr. Override this fixture to
+    test against another tag.
+    """
+    return standins.ensure_nginx(log=_progress)
 
 
 def _progress(message: str) -> None:
