@@ -32,6 +32,9 @@ from .compose import Model
 from .errors import UsageError
 from .settings import Settings
 
+#: ``compose_file = "none"``: gate the image alone (no stack; the run checks on the image's own
+#: CMD and ENV), though the project has a compose file.
+NO_COMPOSE = "none"
 #: Where a value that could not be discovered came from starts with this (the reason follows).
 UNKNOWN = "unknown: "
 #: The probe used when no ``health_path`` is configured (and the image has no HEALTHCHECK).
@@ -134,7 +137,11 @@ def discover(project_dir: str | os.PathLike[str], given: SettingsLike, *,
     # -- compose file ------------------------------------------------------------------------
     compose_path: Path | None
     no_compose = ""
-    if given.compose_file:
+    if given.compose_file == NO_COMPOSE:
+        compose_path = None
+        no_compose = (f"compose_file = none [{source('compose_file')}]: the image runs alone, "
+                      "no stack")
+    elif given.compose_file:
         compose_path = (root / given.compose_file).resolve()
         if not compose_path.is_file():
             raise UsageError(f"compose_file {given.compose_file}: not found in {root} "

@@ -25,14 +25,15 @@ def resolve(settings: Settings) -> Settings:
     The discovery's one compose model is not kept here (settings are plain data): a stack
     loads its own, with the real image in its interpolation environment.
     """
-    from .discovery import discover
+    from .discovery import NO_COMPOSE, discover
 
     found = discover(settings.project_dir, settings)
     values = {key: value for key, (value, _) in found.values.items()
               if settings.sources.get(key, "default") == "default"}
     sources = {**settings.sources, **{key: _source(where) for key, (_, where)
                                        in found.values.items() if key in values}}
-    if found.compose_file is None and settings.sources.get("compose_file") == "default":
+    if found.compose_file is None and (settings.sources.get("compose_file") == "default"
+                                       or settings.compose_file == NO_COMPOSE):
         values["compose_file"] = ""
         sources["compose_file"] = found.no_compose or "none found"
     return replace(settings, **values, sources=sources)

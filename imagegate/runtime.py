@@ -36,6 +36,23 @@ from .container import engine_reason
 from .engine import STATE_DIR, write_atomic
 
 PIP_ZIP = "/tmp/imagegate-pip.zip"
+#: Where pip's zip goes when the root filesystem is read-only (tmpfs mounts, /dev/shm last).
+PIP_ZIP_DIRS = ("/tmp", "/run", "/dev/shm")
+#: Reads stdin into ``<first writable dir of argv>/imagegate-pip.zip`` and says where.
+WRITE_STDIN = (
+    "import os, sys\n"
+    "data = sys.stdin.buffer.read()\n"
+    "for d in sys.argv[1:]:\n"
+    "    path = os.path.join(d, 'imagegate-pip.zip')\n"
+    "    try:\n"
+    "        with open(path, 'wb') as f:\n"
+    "            f.write(data)\n"
+    "    except OSError:\n"
+    "        continue\n"
+    "    sys.stdout.write('IMAGEGATE-WROTE ' + path + '\\n')\n"
+    "    sys.exit(0)\n"
+    "sys.exit(1)\n"
+)
 LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's ``st`` column
 PYTHON = re.compile(r"^python(?:\d+(?:\.\d+)*)?$")
 #: A Python one-liner listing what the current user can write under ``argv[1]``.
@@ -358,11 +375,18 @@ def pip_check(container: Any, interpreter: str) -> tuple[bool, str] | Skip:
     :class:`Skip` when the zip cannot be copied in (read-only root filesystem, no /tmp), the
     interpreter is not there, or this pip cannot run under it.
     """
+    where = PIP_ZIP
     try:
         container.put_archive(posixpath.dirname(PIP_ZIP), pip_zip())
     except Exception as exc:
-        return Skip(f"cannot copy pip into the container: {_one_line(engine_reason(exc))}")
-    result = _run_python(container, interpreter, f"{PIP_ZIP}/pip", "check",
+        # A read-only root filesystem refuses archives even where a tmpfs is mounted: stream the
+        # zip through an exec of the server's own interpreter into a tmpfs it can write.
+        copied = _write_by_exec(container, interpreter, _pip_zip_bytes(), PIP_ZIP_DIRS)
+        if isinstance(copied, Skip):
+            return Skip(f"cannot copy pip into the container: {_one_line(engine_reason(exc))}; "
+                        f"{copied.reason}")
+        where = copied
+    result = _run_python(container, interpreter, f"{where}/pip", "check",
                          "--disable-pip-version-check", "--no-input", "--no-cache-dir")
     if isinstance(result, Skip):
         return result
@@ -405,6 +429,53 @@ def pip_zip() -> bytes:
     with contextlib.suppress(OSError):
         write_atomic(cache, data)
     return data
+
+
+def _pip_zip_bytes() -> bytes:
+    """The zip inside :func:`pip_zip`'s tar."""
+    with tarfile.open(fileobj=io.BytesIO(pip_zip())) as tar:
+        member = tar.extractfile(posixpath.basename(PIP_ZIP))
+        assert member is not None
+        return member.read()
+
+
+def _write_by_exec(container: Any, interpreter: str, data: bytes,
+                   dirs: Sequence[str]) -> str | Skip:
+    """Write ``data`` into the first of ``dirs`` the container's user can write, through one
+    exec of ``interpreter`` reading its stdin; the path written, or a Skip saying why not."""
+    import socket
+
+    api = container.client.api
+    try:
+        exec_id = api.exec_create(container.id, [interpreter, "-c", WRITE_STDIN, *dirs],
+                                  stdin=True, stdout=True, stderr=True)["Id"]
+        sock = api.exec_start(exec_id, socket=True)
+        raw = getattr(sock, "_sock", sock)
+        raw.settimeout(60)
+        raw.sendall(data)
+        raw.shutdown(socket.SHUT_WR)
+        output = b""
+        while chunk := raw.recv(65536):
+            output += chunk
+        sock.close()
+        code = api.exec_inspect(exec_id).get("ExitCode")
+    except Exception as exc:
+        return Skip(f"cannot stream a file into the container: {_one_line(engine_reason(exc))}")
+    found = re.search(rb"IMAGEGATE-WROTE (\S+)", _demux(output))
+    if code != 0 or found is None:
+        return Skip(f"no directory of {', '.join(dirs)} is writable by the container's user "
+                    f"(exit {code})")
+    return found.group(1).decode()
+
+
+def _demux(stream: bytes) -> bytes:
+    """The payload of a non-TTY exec's multiplexed stream (8-byte frame headers dropped)."""
+    out, at = b"", 0
+    while at + 8 <= len(stream):
+        size = int.from_bytes(stream[at + 4:at + 8], "big")
+        out += stream[at + 8:at + 8 + size]
+        at += 8 + size
+    return out
 
 
 def _pip_tar(source: Path) -> bytes:

@@ -130,7 +130,7 @@ HELP = {
     "target": "the build target stage (default: compose build: target, else the last stage)",
     "build_args": "build args NAME=VALUE (repeatable; added to compose build: args)",
     "compose_file": "the compose file (default: compose.yaml, compose.yml, docker-compose.yaml, "
-                    "docker-compose.yml: the first found)",
+                    "docker-compose.yml: the first found; none: the image runs alone, no stack)",
     "web_service": "the compose service that runs the Flask app (default: the one that builds an "
                    "image and is not a proxy; see discovery)",
     "web_port": "the container port the web service listens on (default: compose ports target, "

@@ -109,9 +109,11 @@ def build(docker_client: Any, imagegate_session: str, tmp_path_factory: pytest.T
 
 
 @contextlib.contextmanager
-def started(docker_client: Any, session: str, image: str) -> Iterator[RunningContainer]:
-    """One labelled container of ``image``, ready (it answers on its port), removed after."""
-    with running(docker_client, image, session, env={}, port=PORT) as ctr:
+def started(docker_client: Any, session: str, image: str,
+            **options: Any) -> Iterator[RunningContainer]:
+    """One labelled container of ``image``, ready (it answers on its port), removed after;
+    ``options`` are ``containers.run``'s (read_only, tmpfs …)."""
+    with running(docker_client, image, session, env={}, port=PORT, **options) as ctr:
         ctr.wait_ready("/", timeout=30)
         yield ctr
 
@@ -279,3 +281,24 @@ def test_generic_checks_on_a_shell_less_image_never_error(
     assert all(f["ok"] or (f["skipped"] and f["message"]) for f in run
                if f["check_id"] != "IG-RUN-APP-NOT-WRITABLE"), run
     assert "Traceback" not in output, output
+
+
+def test_pip_check_in_a_read_only_container(
+        docker_client: Any, imagegate_session: str, build: Callable[..., str]) -> None:
+    """A read-only root filesystem (compose's ``read_only: true``) refuses the archive even
+    where a tmpfs is mounted: pip's zip is streamed in through the interpreter instead, into
+    the tmpfs, or /dev/shm (every container has one) when there is none, and pip check runs."""
+    image = build(SHELL_LESS)
+    with started(docker_client, imagegate_session, image, read_only=True,
+                 tmpfs={"/tmp": "size=16m"}) as ctr:
+        checked = runtime.pip_check(ctr.container, "/opt/venv/bin/python3")
+        assert checked == (True, "No broken requirements found."), checked
+        listed = ctr.container.exec_run(["/opt/venv/bin/python3", "-c",
+                                         "import os; print(os.listdir('/tmp'))"]).output
+        assert b"imagegate-pip.zip" in listed, listed
+    with started(docker_client, imagegate_session, image, read_only=True) as ctr:
+        checked = runtime.pip_check(ctr.container, "/opt/venv/bin/python3")
+        assert checked == (True, "No broken requirements found."), checked
+        listed = ctr.container.exec_run(["/opt/venv/bin/python3", "-c",
+                                         "import os; print(os.listdir('/dev/shm'))"]).output
+        assert b"imagegate-pip.zip" in listed, listed

@@ -6,7 +6,9 @@ or the real image run with one setting changed. The generic image checks then ru
 subprocess exactly as the gate runs them (their isolated ini, ``--imagegate-image``), and the
 test reads the findings file: the check fails with its own message — not a fixture error, not a
 skip — and exactly the expected IG-RUN-* ids fail (a variant that breaks more proves less).
-The variants are built and run four at a time, once per module.
+The variants are built and run four at a time, once per module, each as the image alone
+(``compose_file = "none"``); ``test_run_checks_judge_the_container_as_compose_runs_it`` shows
+the same checks on a container as compose runs it.
 """
 
 from __future__ import annotations
@@ -120,9 +122,12 @@ def generic_runs(build_variant: Any, app_image: str, imagegate_settings: Any,
     built = time.monotonic() - started
 
     def one(name: str) -> tuple[list[dict[str, Any]], str, float]:
+        # The image alone (compose_file none): this repo's compose hardening (read_only, a
+        # fixed user) would hide the very defects each variant builds into the image.
         return run_generic("image", image=images[name], session=f"{imagegate_session}-{name}",
                            project_dir=imagegate_settings.project_dir,
-                           rootdir=tmp_path_factory.mktemp(name), args=VARIANTS[name].args,
+                           rootdir=tmp_path_factory.mktemp(name),
+                           args=("--imagegate-compose-file", "none", *VARIANTS[name].args),
                            timeout=300)
 
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="variant") as pool:

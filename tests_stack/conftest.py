@@ -20,7 +20,12 @@ from imagegate.engine import labelled_objects, stale_sessions
 from imagegate.plugin import xdist_worker
 from imagegate.proc import wait_until
 from imagegate.stack import Stack, running_stack
-from testsupport.fixtures import python_slim_image, redis_alpine_image  # noqa: F401
+from testsupport.fixtures import (  # noqa: F401
+    nginx_image,
+    postgres_image,
+    python_slim_image,
+    redis_alpine_image,
+)
 
 VARIANTS = Path(__file__).parent / "variants"
 

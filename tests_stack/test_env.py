@@ -70,12 +70,16 @@ def test_missing_secret_key_compose_refuses(stack_factory: Any) -> None:
 @pytest.mark.slow  # its own compose project (~5 s): make test, not the gate
 def test_empty_secret_key_app_refuses(stack_factory: Any, stack_files: list[Path],
                                       variants: Path, imagegate_settings: Any) -> None:
-    """SECRET_KEY passed but empty: the app itself exits 78 with one line naming SECRET_KEY."""
+    """SECRET_KEY passed but empty: the app itself exits 78 with one line naming SECRET_KEY, and
+    the stack's verdict names the service, its exit code and that line."""
     with pytest.raises(StackNotHealthy) as caught:
         stack_factory([stack_files[0], variants / "secret_empty.yml"],
                       project_dir=imagegate_settings.project_dir, wait_timeout=60)
     exc = caught.value
-    assert "service web (exited, exit 78)" in exc.message, exc.message
+    assert "service web exited with code 78" in exc.message, exc.message
+    assert exc.message.endswith(": imagegate-app: configuration error: SECRET_KEY is required "
+                                "when APP_ENV=production (set it to a long random value)"), \
+        exc.message
     errors = [line for line in exc.detail.splitlines() if "configuration error" in line]
     assert errors == ["imagegate-app: configuration error: SECRET_KEY is required when "
                       "APP_ENV=production (set it to a long random value)"], exc.detail

@@ -98,25 +98,27 @@ def test_gate_bad_input(sample: Path, mutate: Callable[[Path], None], rc: int, s
 
 def test_gate_never_healthy_fails_IG_STACK_HEALTHY(sample: Path,
                                                   leftovers: Callable[[], list[str]]) -> None:
-    """A service that runs but is never healthy fails the gate through IG-STACK-HEALTHY itself
-    (not a fixture error, not any stack failure): exit 1, that one finding failed naming the
-    service and its health, the checks that need the running stack skipped naming it, and the
-    image stage green (the image is fine; its stack is not)."""
+    """A service that runs but is never healthy (its compose healthcheck probes a missing path)
+    fails the gate through IG-STACK-HEALTHY itself (not a fixture error, not any stack
+    failure): exit 1, that finding failed naming the service and its health, the checks that
+    need the running stack skipped naming it. The run checks judge the service as compose runs
+    it, healthcheck included: IG-RUN-HEALTHY fails alike in the image stage."""
     _edit(sample / "compose.yml", "5000/health', timeout=2)", "5000/nope', timeout=2)")
     proc = gate(sample, "--quiet")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out[-3000:]
     assert "Traceback" not in out, out[-3000:]
-    failed = findings(sample / "out", outcome="failed")
-    assert [f["check_id"] for f in failed] == ["IG-STACK-HEALTHY"], failed
-    assert failed[0]["stage"] == "stack" and failed[0]["severity"] == "error"
-    assert failed[0]["message"].startswith("compose.yml: service app (running, unhealthy) did "
-                                           "not come up"), failed[0]["message"]
+    failed = {f["check_id"]: f for f in findings(sample / "out", outcome="failed")}
+    assert sorted(failed) == ["IG-RUN-HEALTHY", "IG-STACK-HEALTHY"], failed
+    for check_id, stage in (("IG-STACK-HEALTHY", "stack"), ("IG-RUN-HEALTHY", "image")):
+        assert failed[check_id]["stage"] == stage and failed[check_id]["severity"] == "error"
+        assert failed[check_id]["message"].startswith(
+            "compose.yml: service app (running, unhealthy) did not come up"), failed[check_id]
     needs_stack = [f for f in findings(sample / "out")
                    if f["check_id"] in ("IG-STACK-WEB-NONROOT", "IG-STACK-HTTP")]
     assert needs_stack and all(f["skipped"] and "see IG-STACK-HEALTHY" in f["message"]
                                for f in needs_stack), needs_stack
     stages = {s["name"]: s["status"] for s in result(sample / "out")["stages"]}
-    assert (stages["image"], stages["stack"]) == ("passed", "failed"), stages
+    assert (stages["image"], stages["stack"]) == ("failed", "failed"), stages
     assert "IG-STACK-HEALTHY" in proc.stdout
     assert leftovers() == []

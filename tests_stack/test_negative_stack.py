@@ -132,7 +132,8 @@ STACK_VARIANTS = {
         "IG-STACK-NOT-PRIVILEGED": "web adds capabilities ['NET_BIND_SERVICE'] (expected no "
                                    "cap_add)"}),
     "http-answers-differ": StackVariant("negative_http.yml", {
-        "IG-STACK-HTTP": "GET /: 'Hello, World!' not in 'Howdy from a variant'"},
+        "IG-STACK-HTTP": "GET / (web:8000 from inside the network): 'Hello, World!' not in "
+                         "'Howdy from a variant'"},
         'http_checks = [{ path = "/", contains = "Hello, World!" }, '
         '{ path = "/readyz", status = 200 }]\n'),
     "never-healthy": StackVariant("negative_never_healthy.yml", {
@@ -194,8 +195,14 @@ def test_stack_check_fails_on_a_variant_stack(
         assert running and all(f["skipped"] and "see IG-STACK-HEALTHY" in f["message"]
                                for f in running), running
     if check_id == "IG-STACK-HTTP":
-        messages = sorted(f["message"] for f in failed)
-        assert len(messages) == 2 and "GET /readyz: expected 200, got 503" in messages[1], messages
+        # each path asked twice: from inside the network, and through web's published port
+        messages = sorted(f["message"].split(" ", 2)[1] + " " + f["message"].split(": ", 1)[1]
+                          for f in failed)
+        assert messages == ["/ 'Hello, World!' not in 'Howdy from a variant'"] * 2 + [
+            "/readyz expected 200, got 503: " + messages[2].split(": ", 1)[1]] * 2, messages
+        ways = sorted(f["message"].split(")")[0].split("(")[1] for f in failed)
+        assert ways[:2] == ["through web's published port " + ways[0].rsplit(" ", 1)[1]] * 2 \
+            and ways[2:] == ["web:8000 from inside the network"] * 2, ways
 
 
 def test_every_stack_check_is_shown_failing_here() -> None:

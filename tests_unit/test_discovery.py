@@ -359,3 +359,15 @@ def test_interpolation_follows_compose(tmp_path: Path, monkeypatch: pytest.Monke
     assert line == ("interpolation: BOTH [environment], FLASK_SECRET_KEY [environment], "
                     "FROM_DOTENV [.env], FROM_RUN_ENV [run_env]")
     assert "from-the-ci-secret" not in "\n".join(d.describe())
+
+
+def test_compose_file_none_gates_the_image_alone(tmp_path: Path) -> None:
+    """``compose_file = "none"``: no stack, though the project has a compose file; the port is
+    the Dockerfile's, and the header says why there is no stack."""
+    from imagegate import project as project_mod
+
+    project(tmp_path, Dockerfile=DOCKERFILE, **{"compose.yaml": "services:\n  a: {build: .}\n"})
+    resolved = project_mod.resolve(settings(tmp_path, compose_file="none"))
+    assert (resolved.compose_file, resolved.web_service, resolved.web_port) == ("", "", 5000)
+    assert resolved.sources["compose_file"] == ("compose_file = none [pyproject.toml]: the image "
+                                                "runs alone, no stack")

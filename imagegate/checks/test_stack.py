@@ -118,49 +118,61 @@ class TestStackHttp:
 
     @pytest.mark.imagegate_check("IG-STACK-HTTP")
     def test_IG_STACK_HTTP(self, http_check: Any, stack_up: Any, imagegate_settings: Any,
-                           compose_model: Any) -> None:
+                           compose_model: Any, imagegate_record: Record) -> None:
         """IG-STACK-HTTP: ``GET path`` gives the expected status (and body text); with no status
         given, anything below 500. Asked of the web service by its compose name from inside the
         project's network (the gate's probe), then as a user reaches it: through the web
-        service's own published port and through each proxy's, where this machine can."""
-        __tracebackhide__ = True
+        service's own published port and through each proxy's, where this machine can. One
+        finding per way asked."""
         from imagegate.discovery import proxy_of
         from imagegate.errors import ImagegateError
-        from imagegate.proc import wait_until
+        from imagegate.proc import WaitTimeout, wait_until
 
-        web, port = imagegate_settings.web_service, imagegate_settings.web_port
-        ways: list[tuple[str, Callable[[], Any]]] = [
-            (f"{web}:{port} from inside the network",
-             partial(stack_up.http, web, http_check.path, container_port=port))]
+        web, port, path = imagegate_settings.web_service, imagegate_settings.web_port, \
+            http_check.path
+        where = f"{compose_model.files[0].name}:service {web}"
+        ways: list[tuple[str, str, Callable[[], Any]]] = [
+            (f"{web}:{port} from inside the network", where,
+             partial(stack_up.http, web, path, container_port=port))]
         fronts = [(web, port)] if any(p.target == port for p in compose_model.published(web)) \
             else []
         fronts += [(svc, p.target) for svc in compose_model.services if proxy_of(compose_model, svc)
                    for p in compose_model.published(svc)[:1] if p.protocol == "tcp"]
+        found: list[Finding] = []
         for svc, target in fronts:
+            at = f"{compose_model.files[0].name}:service {svc}"
             try:
-                url = stack_up.url(svc, http_check.path, container_port=target)
+                url = stack_up.url(svc, path, container_port=target)
             except ImagegateError as exc:  # a remote engine's loopback: not reachable from here
-                ways.append((f"{svc} published port", partial(pytest.skip, exc.message)))
+                found.append(Finding("IG-STACK-HTTP", True, f"GET {path} through {svc}'s "
+                                     "published port: not asked", at, skipped=exc.message))
                 continue
-            ways.append((f"{svc} published port {url.rsplit(':', 1)[-1].split('/')[0]}",
+            ways.append((f"through {svc}'s published port {url.split('/')[2]}", at,
                          partial(_get, url)))
-        for how, ask in ways:
+        for how, at, ask in ways:
             # A service without a healthcheck is "up" once it runs, maybe before it listens: wait
             # (bounded) for an HTTP answer of any kind, then judge that answer.
-            (resp,) = wait_until(partial(_one, ask),  # a 4xx answer is falsy: wrap it
-                                 what=f"GET {http_check.path} ({how})",
-                                 timeout=imagegate_settings.wait_timeout, interval=0.2)
-            said = f"GET {http_check.path} ({how})"
-            if http_check.status:
-                assert resp.status_code == http_check.status, (
-                    f"{said}: expected {http_check.status}, got {resp.status_code}: "
-                    f"{resp.text[:200]!r}")
-            else:
-                assert resp.status_code < 500, (
-                    f"{said}: expected below 500, got {resp.status_code}: {resp.text[:200]!r}")
-            if http_check.contains:
-                assert http_check.contains in resp.text, (
-                    f"{said}: {http_check.contains!r} not in {resp.text[:200]!r}")
+            said = f"GET {path} ({how})"
+            try:
+                (resp,) = wait_until(partial(_one, ask),  # a 4xx answer is falsy: wrap it
+                                     what=said, timeout=imagegate_settings.wait_timeout,
+                                     interval=0.2)
+            except WaitTimeout as exc:
+                found.append(Finding("IG-STACK-HTTP", False, f"{said}: no HTTP answer "
+                                     f"({exc.message})", at))
+                continue
+            expected = (f"{http_check.status}" if http_check.status else "below 500")
+            problems = []
+            if (resp.status_code != http_check.status if http_check.status
+                    else resp.status_code >= 500):
+                problems.append(f"expected {expected}, got {resp.status_code}: "
+                                f"{resp.text[:200]!r}")
+            if http_check.contains and http_check.contains not in resp.text:
+                problems.append(f"{http_check.contains!r} not in {resp.text[:200]!r}")
+            found.append(Finding("IG-STACK-HTTP", not problems, f"{said}: " + (
+                "; ".join(problems) if problems else f"{resp.status_code} (expected {expected})"),
+                at))
+        imagegate_record(found)
 
 
 def _one(ask: Callable[[], Any]) -> tuple[Any]:
