@@ -362,6 +362,26 @@ def ignore_lines(path: Path) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
+def dockerignored(context: Path) -> Callable[[str], bool]:
+    """Whether a context-relative path is left out by the context's ``.dockerignore`` (its
+    patterns and what lies under them; a later ``!`` pattern keeps a path)."""
+    import fnmatch
+
+    patterns = ignore_lines(context / ".dockerignore")
+
+    def ignored(rel: str) -> bool:
+        left_out = False
+        for pattern in patterns:
+            keep = pattern.startswith("!")
+            bare = pattern.lstrip("!").strip("/").removeprefix("**/")
+            if fnmatch.fnmatchcase(rel, bare) or rel.startswith(bare + "/") or \
+                    fnmatch.fnmatchcase(rel.rsplit("/", 1)[-1], bare):
+                left_out = not keep
+        return left_out
+
+    return ignored
+
+
 @dataclass
 class ContextTar:
     """The classic builder's context: a tar of the context directory as ``docker build`` makes

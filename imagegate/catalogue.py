@@ -16,9 +16,9 @@ uses) makes every hardening check an error.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error")
@@ -32,6 +32,7 @@ DOCS = "https://github.com/imagegate/imagegate#checks"
 
 #: How a check knows what it says (STYLE: a proved defect outranks a guess from the text).
 Evidence = Literal["dockerfile", "image", "layers", "runtime", "compose", "tests"]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class CheckSpec:
     #: A setting whose value, when the user set it (not the default), makes a baseline
     #: warning an error: a budget the user chose is a promise, the default one is advice.
     user_set: str = ""
+    #: SARIF's kind of problem: security, maintainability or reliability ("" : the table in
+    #: :mod:`imagegate.sarif` decides, for the checks declared before the registry).
+    category: str = ""
 
     @property
     def help_uri(self) -> str:
@@ -152,6 +156,26 @@ _SPECS = [
 ]
 
 CATALOGUE: dict[str, CheckSpec] = {spec.id: spec for spec in _SPECS}
+#: id → the function that implements a check declared with :func:`check`.
+IMPLEMENTATIONS: dict[str, Callable[..., Any]] = {}
+
+
+def check(id: str, *, title: str, stage: str, evidence: Evidence, baseline: Severity,
+          hardened: Severity = "error", category: str = "reliability",
+          user_set: str = "") -> Callable[[F], F]:
+    """Declare a check once, on its logic: the decorated function is check ``id``, and this
+    is its catalogue row (every report, the README's table, SARIF's rules and ``imagegate
+    checks`` read it). A check declared twice is a programming error."""
+    def register(fn: F) -> F:
+        if id in CATALOGUE:
+            raise ValueError(f"check {id} is declared twice")
+        spec = CheckSpec(id, title, stage, evidence, baseline, hardened, user_set, category)
+        at = next((n for n, s in enumerate(_SPECS) if s.id == "IG-PROJECT-TEST"), len(_SPECS))
+        _SPECS.insert(at, spec)  # the project's own tests stay last in every table
+        CATALOGUE[id] = spec
+        IMPLEMENTATIONS[id] = fn
+        return fn
+    return register
 
 
 def known(check_id: str) -> bool:
@@ -220,3 +244,7 @@ def markdown() -> str:
 def text() -> str:
     """The catalogue as plain columns (``imagegate checks``)."""
     return "\n".join(f"{r[0]:<28} {r[1]:<6} {r[3]:<9} {r[4]:<8} {r[5]}" for r in rows())
+
+
+# The check families declared with :func:`check` (imported last: they use it).
+from . import flask_checks  # noqa: E402,F401

@@ -27,6 +27,7 @@ _RUNNING = ("tests_image/test_mutations_running.py::"
             "test_running_check_fails_on_an_image_made_to_break_it")
 _COMPOSE = "tests_stack/test_negative_stack.py::test_compose_check_fails_on_an_edited_compose_file"
 _STACK = "tests_stack/test_negative_stack.py::test_stack_check_fails_on_a_variant_stack"
+_FLASK = "tests_unit/test_flask_checks.py"
 
 
 def _image(check_id: str, *cases: str) -> tuple[str, ...]:
@@ -108,6 +109,21 @@ EVIDENCE: dict[str, tuple[str, ...]] = {
     "IG-STACK-SOURCE-MOUNT": (f"{_COMPOSE}[IG-STACK-SOURCE-MOUNT-app-dir]",
                               f"{_COMPOSE}[IG-STACK-SOURCE-MOUNT-project-dir]"),
     # -- the project's own tests ------------------------------------------------------------------
+    # -- Flask's own foot-guns ----------------------------------------------------------------------
+    "IG-FLASK-DEBUGGER": (f"{_FLASK}::test_IG_FLASK_DEBUGGER_fails_on_the_debuggers_script",),
+    "IG-FLASK-DEV-SERVER": tuple(
+        f"{_FLASK}::test_IG_FLASK_DEV_SERVER_fails_on_werkzeug[argv{n}-{h}-{s}]"
+        for n, h, s in ((0, "", "development server (flask run: "),
+                        (1, "", "development server (flask run: "),
+                        (2, "", "a FlaskGroup run command"),
+                        (3, "Werkzeug/3.1.3 Python/3.11.2", "answers as Werkzeug/3.1.3"))),
+    "IG-FLASK-DEBUG-ENV": (f"{_FLASK}::test_IG_FLASK_DEBUG_ENV_names_each_source",),
+    "IG-FLASK-SECRET-KEY": (f"{_FLASK}::test_IG_FLASK_SECRET_KEY_fails_on_a_weak_key[known-SECRET_KEY "
+                            "is a well-known default from docs and tutorials]",
+                            f"{_FLASK}::test_introspection_reads_the_app_as_gunicorn_loads_it"),
+    "IG-FLASK-ROUTES": (f"{_FLASK}::test_IG_FLASK_ROUTES_fails_naming_the_route_and_its_log_line",),
+    "IG-LINT-FLASK-SOURCE": (f"{_FLASK}::test_IG_LINT_FLASK_SOURCE_finds_the_static_twins["
+                             "app.run(debug = True)-True]",),
     "IG-PROJECT-TEST": ("tests_unit/test_harness.py::"
                         "test_IG_PROJECT_TEST_fails_when_a_project_test_fails",),
 }

@@ -642,6 +642,16 @@ def app_interpreter(ready_container: Any) -> str:
 
 
 @pytest.fixture(scope="session")
+def flask_app(ready_container: Any, app_interpreter: str) -> Any:
+    """The Flask app of the running web container, loaded inside it the way its server loads
+    it (:func:`imagegate.flask_checks.app_facts`): an ``AppFacts`` whose ``why`` says why not,
+    when it could not be found or loaded. The key never leaves the container."""
+    from .flask_checks import app_facts
+
+    return app_facts(ready_container.container, app_interpreter)
+
+
+@pytest.fixture(scope="session")
 def app_host(ready_container: Any) -> Any:
     """A testinfra host inside the running container (``docker://<id>``)."""
     import testinfra

@@ -356,7 +356,7 @@ def pip_importable(container: Any, interpreter: str) -> bool | Skip:
     A :class:`Skip` when the interpreter is not there (exit 126/127) or the probe failed for
     another reason than a missing module.
     """
-    result = _run_python(container, interpreter, "-c", "import pip")
+    result = run_python(container, interpreter, "-c", "import pip")
     if isinstance(result, Skip):
         return result
     rc, out = result
@@ -386,7 +386,7 @@ def pip_check(container: Any, interpreter: str) -> tuple[bool, str] | Skip:
             return Skip(f"cannot copy pip into the container: {_one_line(engine_reason(exc))}; "
                         f"{copied.reason}")
         where = copied
-    result = _run_python(container, interpreter, f"{where}/pip", "check",
+    result = run_python(container, interpreter, f"{where}/pip", "check",
                          "--disable-pip-version-check", "--no-input", "--no-cache-dir")
     if isinstance(result, Skip):
         return result
@@ -400,7 +400,7 @@ def writable_paths(container: Any, workdir: str | None, interpreter: str) -> lis
     """The paths under ``workdir`` the container's user can write (``os.access``, exec'd as the
     container's user with ``interpreter``); ``workdir`` None means the container's WORKDIR."""
     top = workdir or str((container.attrs.get("Config") or {}).get("WorkingDir") or "/")
-    result = _run_python(container, interpreter, "-I", "-c", WRITABLE_SCRIPT, top)
+    result = run_python(container, interpreter, "-I", "-c", WRITABLE_SCRIPT, top)
     if isinstance(result, Skip):
         return result
     rc, out = result
@@ -518,7 +518,7 @@ def _exec(container: Any, argv: Sequence[str]) -> tuple[int, str] | Skip:
         output.decode(errors="replace")
 
 
-def _run_python(container: Any, interpreter: str, *args: str) -> tuple[int, str] | Skip:
+def run_python(container: Any, interpreter: str, *args: str) -> tuple[int, str] | Skip:
     """``interpreter args…`` exec'd in the container: (exit code, output), or a Skip when the
     exec failed or the interpreter is not there (never a pass or a failure of a check)."""
     result = _exec(container, [interpreter, *args])

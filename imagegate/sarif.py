@@ -166,7 +166,7 @@ def _rule(spec: CheckSpec, severity: str, findings: list[Finding]) -> dict[str, 
         said = next((f.message for f in findings if f.check_id == spec.id and f.message), "")
         title = re.sub(r"^(error|warning|info|style):\s*", "", _one_line(said)) or title
     phrase, precision = EVIDENCE.get(spec.evidence, EVIDENCE["tests"])
-    kind = ("security" if spec.id in SECURITY else
+    kind = spec.category or ("security" if spec.id in SECURITY else
             "maintainability" if spec.id in MAINTAINABILITY else "reliability")
     tags = [kind, spec.stage] + (["hadolint"] if catalogue.HADOLINT_ID.match(spec.id) else [])
     properties: dict[str, Any] = {"tags": tags, "precision": precision}

@@ -41,6 +41,8 @@ class Settings:
     #: Empty: the image's HEALTHCHECK, else ``GET /`` answering below 500. Set: that path, 2xx.
     health_path: str = ""
     http_checks: tuple[HttpCheck, ...] = ()
+    #: GET routes IG-FLASK-ROUTES does not ask (glob patterns of the rule, ``/admin/*``).
+    flask_routes_ignore: tuple[str, ...] = ()
     image_repo: str = ""
     image_var: str = "APP_IMAGE"
     python_image: str = ""
@@ -158,6 +160,8 @@ HELP = {
     "fail_on": "lowest severity that fails the gate: error, warning or info",
     "severity": "per-check severity overrides ID=LEVEL (repeatable)",
     "ignore": "check id to ignore (repeatable; IG-*, DL*, SC*)",
+    "flask_routes_ignore": "GET routes IG-FLASK-ROUTES leaves out (glob patterns of the rule, "
+                           "repeatable, e.g. /admin/*)",
     "run_env": "environment for the containers the gate runs ({NAME = value}, @random: a secret)",
     "unit_tests": "the project's own unit suites (paths), run in the lint stage",
     "image_tests": "the project's own image suites, run in the image stage",

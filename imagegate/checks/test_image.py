@@ -146,3 +146,80 @@ class TestRunningContainer:
         """IG-RUN-PIP-CHECK: `pip check` is clean for the server's interpreter (pip copied in)."""
         ok, output = _fact(runtime.pip_check(ready_container.container, app_interpreter))
         assert ok, f"pip check with {app_interpreter}: {output.strip()[:300]}"
+
+
+class TestFlask:
+    """Flask's own foot-guns on the running web container (as compose runs it, when it does):
+    the debugger, the development server, debug settings, the secret key."""
+
+    @pytest.mark.imagegate_check("IG-FLASK-DEBUGGER")
+    def test_IG_FLASK_DEBUGGER(self, ready_container: Any, imagegate_record: Record) -> None:
+        """IG-FLASK-DEBUGGER: the Werkzeug debugger's resource request gets no debugger.js,
+        from inside the network (the probe) and through the published port."""
+        from imagegate.flask_checks import DEBUGGER_PATH, debugger_check
+
+        ways = []
+        if ready_container.probe_get is not None:
+            ways.append(("from inside the network", ready_container.get))
+        if ready_container.url:
+            ways.append((f"through {ready_container.url}", _published(ready_container.url)))
+        imagegate_record(debugger_check([(how, _ask(get, DEBUGGER_PATH)) for how, get in ways]))
+
+    @pytest.mark.imagegate_check("IG-FLASK-DEV-SERVER")
+    def test_IG_FLASK_DEV_SERVER(self, ready_container: Any, imagegate_record: Record) -> None:
+        """IG-FLASK-DEV-SERVER: no process runs Werkzeug's development server (``flask run``,
+        ``werkzeug.serving``); a ``Server: Werkzeug`` answer corroborates ``python app.py``."""
+        from imagegate.flask_checks import dev_server_check
+
+        commands = _fact(runtime.commands(ready_container.container))
+        answer = _ask(ready_container.get, "/")
+        header = "" if isinstance(answer, BaseException) else _header(answer, "Server")
+        imagegate_record(dev_server_check(commands, header))
+
+    @pytest.mark.imagegate_check("IG-FLASK-DEBUG-ENV")
+    def test_IG_FLASK_DEBUG_ENV(self, ready_container: Any, flask_app: Any,
+                                imagegate_settings: Any, imagegate_record: Record) -> None:
+        """IG-FLASK-DEBUG-ENV: FLASK_DEBUG/FLASK_ENV=development in no environment the
+        container has, and the running app's DEBUG/TESTING off."""
+        from imagegate.flask_checks import debug_env_check
+
+        ctr = ready_container.container
+        env = _env(ctr.attrs["Config"].get("Env"))
+        image_env = _env((ctr.image.attrs.get("Config") or {}).get("Env"))
+        imagegate_record(debug_env_check(env, image_env, flask_app,
+                                         service=imagegate_settings.web_service))
+
+    @pytest.mark.imagegate_check("IG-FLASK-SECRET-KEY")
+    def test_IG_FLASK_SECRET_KEY(self, flask_app: Any, imagegate_record: Record) -> None:
+        """IG-FLASK-SECRET-KEY: the running app's key is set, 16+ bytes, not a known default
+        (compared as salted hashes inside the container; never printed)."""
+        from imagegate.flask_checks import secret_key_check
+
+        imagegate_record(secret_key_check(flask_app))
+
+
+def _ask(get: Callable[[str], Any], path: str) -> Any:
+    """``get(path)``, or the exception that stopped it (a check judges both)."""
+    try:
+        return get(path)
+    except Exception as exc:  # requests' or the probe's: no HTTP answer either way
+        return exc
+
+
+def _published(url: str) -> Callable[[str], Any]:
+    """GET through a published port, bounded."""
+    import requests
+
+    return lambda path: requests.get(url + path, timeout=5)
+
+
+def _header(answer: Any, name: str) -> str:
+    """A header of a probe Answer or a requests Response ("" when absent)."""
+    if hasattr(answer, "header"):
+        return str(answer.header(name))
+    return str(answer.headers.get(name, ""))
+
+
+def _env(items: Any) -> dict[str, str]:
+    """``["K=v", …]`` as a dict."""
+    return dict(item.split("=", 1) for item in items or [] if "=" in item)

@@ -77,3 +77,17 @@ def test_other_services(imagegate_settings: Any,
     if not found:
         pytest.skip("no other service of the compose file builds its own image")
     imagegate_record(found)
+
+
+@pytest.mark.imagegate_check("IG-LINT-FLASK-SOURCE")
+def test_flask_source(imagegate_settings: Any,
+                      imagegate_record: Callable[[list[Finding]], None]) -> None:
+    """IG-LINT-FLASK-SOURCE: the Python files the build context ships (not tests, virtualenvs
+    or what .dockerignore leaves out) hold no app.run(debug=True) and no literal SECRET_KEY."""
+    from imagegate.builders import dockerignored
+    from imagegate.flask_checks import source_check, source_files
+
+    context = imagegate_settings.path(imagegate_settings.context or ".")
+    imagegate_record(source_check(source_files(context, dockerignored(context)),
+                                  imagegate_settings.project_dir))
+

@@ -124,31 +124,12 @@ class TestStackHttp:
         project's network (the gate's probe), then as a user reaches it: through the web
         service's own published port and through each proxy's, where this machine can. One
         finding per way asked."""
-        from imagegate.discovery import proxy_of
-        from imagegate.errors import ImagegateError
         from imagegate.proc import WaitTimeout, wait_until
 
-        web, port, path = imagegate_settings.web_service, imagegate_settings.web_port, \
-            http_check.path
-        where = f"{compose_model.files[0].name}:service {web}"
-        ways: list[tuple[str, str, Callable[[], Any]]] = [
-            (f"{web}:{port} from inside the network", where,
-             partial(stack_up.http, web, path, container_port=port))]
-        fronts = [(web, port)] if any(p.target == port for p in compose_model.published(web)) \
-            else []
-        fronts += [(svc, p.target) for svc in compose_model.services if proxy_of(compose_model, svc)
-                   for p in compose_model.published(svc)[:1] if p.protocol == "tcp"]
-        found: list[Finding] = []
-        for svc, target in fronts:
-            at = f"{compose_model.files[0].name}:service {svc}"
-            try:
-                url = stack_up.url(svc, path, container_port=target)
-            except ImagegateError as exc:  # a remote engine's loopback: not reachable from here
-                found.append(Finding("IG-STACK-HTTP", True, f"GET {path} through {svc}'s "
-                                     "published port: not asked", at, skipped=exc.message))
-                continue
-            ways.append((f"through {svc}'s published port {url.split('/')[2]}", at,
-                         partial(_get, url)))
+        path = http_check.path
+        ways, unreachable = _ways(stack_up, imagegate_settings, compose_model, path)
+        found = [Finding("IG-STACK-HTTP", True, f"GET {path} {how}: not asked", at, skipped=why)
+                 for how, at, why in unreachable]
         for how, at, ask in ways:
             # A service without a healthcheck is "up" once it runs, maybe before it listens: wait
             # (bounded) for an HTTP answer of any kind, then judge that answer.
@@ -175,6 +156,35 @@ class TestStackHttp:
         imagegate_record(found)
 
 
+def _ways(stack: Any, settings: Any, model: Any, path: str
+          ) -> tuple[list[tuple[str, str, Callable[[], Any]]], list[tuple[str, str, str]]]:
+    """How ``GET path`` reaches the web service: (how, where, ask) from inside the project's
+    network (the gate's probe), through the web service's own published port, and through
+    each proxy's; plus (how, where, why not) for published ports this machine cannot reach."""
+    from imagegate.discovery import proxy_of
+    from imagegate.errors import ImagegateError
+
+    web, port = settings.web_service, settings.web_port
+    name = model.files[0].name
+    ways: list[tuple[str, str, Callable[[], Any]]] = [
+        (f"{web}:{port} from inside the network", f"{name}:service {web}",
+         partial(stack.http, web, path, container_port=port))]
+    fronts = [(web, port)] if any(p.target == port for p in model.published(web)) else []
+    fronts += [(svc, p.target) for svc in model.services if proxy_of(model, svc)
+               for p in model.published(svc)[:1] if p.protocol == "tcp"]
+    skipped: list[tuple[str, str, str]] = []
+    for svc, target in fronts:
+        at = f"{name}:service {svc}"
+        try:
+            url = stack.url(svc, path, container_port=target)
+        except ImagegateError as exc:  # a remote engine's loopback: not reachable from here
+            skipped.append((f"through {svc}'s published port", at, exc.message))
+            continue
+        ways.append((f"through {svc}'s published port {url.split('/')[2]}", at,
+                     partial(_get, url)))
+    return ways, skipped
+
+
 def _one(ask: Callable[[], Any]) -> tuple[Any]:
     """``(ask(),)``: a truthy wrapper for :func:`wait_until` around an answer that may be 4xx."""
     return (ask(),)
@@ -185,3 +195,70 @@ def _get(url: str) -> Any:
     import requests
 
     return requests.get(url, timeout=10)
+
+
+class TestFlaskStack:
+    """Flask's foot-guns in the stack: the debugger by every way in, and every GET route."""
+
+    @pytest.mark.imagegate_check("IG-FLASK-DEBUGGER")
+    def test_IG_FLASK_DEBUGGER_in_the_stack(self, stack_up: Any, imagegate_settings: Any,
+                                            compose_model: Any, imagegate_record: Record) -> None:
+        """IG-FLASK-DEBUGGER: no debugger.js from the web service, asked from inside the
+        network, through its published port and through each proxy's."""
+        from imagegate.flask_checks import DEBUGGER_PATH, debugger_check
+
+        ways, unreachable = _ways(stack_up, imagegate_settings, compose_model, DEBUGGER_PATH)
+        answers: list[tuple[str, Any]] = [(how, OSError(why)) for how, _, why in unreachable]
+        for how, _, ask in ways:
+            try:
+                answers.append((how, ask()))
+            except Exception as exc:  # no HTTP answer that way: a skip of that way
+                answers.append((how, exc))
+        imagegate_record(debugger_check(answers, f"{compose_model.files[0].name}:service "
+                                                 f"{imagegate_settings.web_service}"))
+
+    @pytest.mark.imagegate_check("IG-FLASK-ROUTES")
+    def test_IG_FLASK_ROUTES(self, stack_up: Any, imagegate_settings: Any, compose_model: Any,
+                             imagegate_record: Record) -> None:
+        """IG-FLASK-ROUTES: every argument-free GET route of the app's url_map (read inside the
+        web container) answers below 500 from inside the network; a 5xx names the route, its
+        status and the server's log line for it. ``flask_routes_ignore`` leaves routes out."""
+        import time
+
+        from imagegate.flask_checks import app_facts, routes_check, routes_to_ask
+
+        s = imagegate_settings
+        ctr = stack_up.container(s.web_service)
+        interpreter = runtime.server_interpreter(ctr)
+        if isinstance(interpreter, runtime.Skip):
+            pytest.skip(f"inconclusive: {interpreter.reason}")
+        app = app_facts(ctr, interpreter)
+        answers: dict[str, tuple[int | None, str]] = {}
+        for rule in routes_to_ask(app, s.flask_routes_ignore):
+            started = int(time.time()) - 1
+            try:
+                status: int | None = stack_up.http(s.web_service, rule,
+                                                   container_port=s.web_port).status_code
+                said = ""
+            except Exception as exc:  # the probe's: no HTTP answer
+                status, said = None, str(exc)
+            if status is not None and status >= 500:
+                said = _log_line(ctr, started, rule)
+            answers[rule] = (status, said)
+        imagegate_record(routes_check(app, answers, s.flask_routes_ignore,
+                                      f"{compose_model.files[0].name}:service {s.web_service}"))
+
+
+def _log_line(ctr: Any, since: int, rule: str) -> str:
+    """The server's log line for a failed request: its exception line, else the last line
+    naming the route, else its last line."""
+    from imagegate.stack import EXCEPTION_LINE
+
+    try:
+        lines = [ln.rstrip() for ln in ctr.logs(since=since).decode(errors="replace").splitlines()
+                 if ln.strip()]
+    except Exception as exc:  # the container's logs are gone: say so, the status stands
+        return f"(no log: {exc})"
+    raised = [ln.strip() for ln in lines if EXCEPTION_LINE.match(ln)]
+    named = [ln.strip() for ln in lines if rule in ln]
+    return ((raised or named or lines or ["(no log line)"])[-1])[:240]
