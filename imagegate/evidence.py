@@ -28,6 +28,7 @@ _RUNNING = ("tests_image/test_mutations_running.py::"
 _COMPOSE = "tests_stack/test_negative_stack.py::test_compose_check_fails_on_an_edited_compose_file"
 _STACK = "tests_stack/test_negative_stack.py::test_stack_check_fails_on_a_variant_stack"
 _FLASK = "tests_unit/test_flask_checks.py"
+_FLASKR = "tests_stack/test_flask_gate.py"
 
 
 def _image(check_id: str, *cases: str) -> tuple[str, ...]:
@@ -110,18 +111,23 @@ EVIDENCE: dict[str, tuple[str, ...]] = {
                               f"{_COMPOSE}[IG-STACK-SOURCE-MOUNT-project-dir]"),
     # -- the project's own tests ------------------------------------------------------------------
     # -- Flask's own foot-guns ----------------------------------------------------------------------
-    "IG-FLASK-DEBUGGER": (f"{_FLASK}::test_IG_FLASK_DEBUGGER_fails_on_the_debuggers_script",),
+    "IG-FLASK-DEBUGGER": (f"{_FLASK}::test_IG_FLASK_DEBUGGER_fails_on_the_debuggers_script",
+                          f"{_FLASKR}::test_flask_run_debug_fails_naming_the_debugger_and_the_"
+                          "dev_server"),
     "IG-FLASK-DEV-SERVER": tuple(
         f"{_FLASK}::test_IG_FLASK_DEV_SERVER_fails_on_werkzeug[argv{n}-{h}-{s}]"
         for n, h, s in ((0, "", "development server (flask run: "),
                         (1, "", "development server (flask run: "),
                         (2, "", "a FlaskGroup run command"),
-                        (3, "Werkzeug/3.1.3 Python/3.11.2", "answers as Werkzeug/3.1.3"))),
+                        (3, "Werkzeug/3.1.3 Python/3.11.2", "answers as Werkzeug/3.1.3"))
+    ) + (f"{_FLASKR}::test_flask_run_debug_fails_naming_the_debugger_and_the_dev_server",),
     "IG-FLASK-DEBUG-ENV": (f"{_FLASK}::test_IG_FLASK_DEBUG_ENV_names_each_source",),
     "IG-FLASK-SECRET-KEY": (f"{_FLASK}::test_IG_FLASK_SECRET_KEY_fails_on_a_weak_key[known-SECRET_KEY "
                             "is a well-known default from docs and tutorials]",
-                            f"{_FLASK}::test_introspection_reads_the_app_as_gunicorn_loads_it"),
-    "IG-FLASK-ROUTES": (f"{_FLASK}::test_IG_FLASK_ROUTES_fails_naming_the_route_and_its_log_line",),
+                            f"{_FLASK}::test_introspection_reads_the_app_as_gunicorn_loads_it",
+                            f"{_FLASKR}::test_tutorial_app_as_written_fails_naming_SECRET_KEY"),
+    "IG-FLASK-ROUTES": (f"{_FLASK}::test_IG_FLASK_ROUTES_fails_naming_the_route_and_its_log_line",
+                        f"{_FLASKR}::test_a_raising_route_fails_naming_the_route"),
     "IG-LINT-FLASK-SOURCE": (f"{_FLASK}::test_IG_LINT_FLASK_SOURCE_finds_the_static_twins["
                              "app.run(debug = True)-True]",),
     "IG-PROJECT-TEST": ("tests_unit/test_harness.py::"
