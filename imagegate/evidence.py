@@ -114,13 +114,13 @@ EVIDENCE: dict[str, tuple[str, ...]] = {
     "IG-FLASK-DEBUGGER": (f"{_FLASK}::test_IG_FLASK_DEBUGGER_fails_on_the_debuggers_script",
                           f"{_FLASKR}::test_flask_run_debug_fails_naming_the_debugger_and_the_"
                           "dev_server"),
-    "IG-FLASK-DEV-SERVER": tuple(
-        f"{_FLASK}::test_IG_FLASK_DEV_SERVER_fails_on_werkzeug[argv{n}-{h}-{s}]"
-        for n, h, s in ((0, "", "development server (flask run: "),
-                        (1, "", "development server (flask run: "),
-                        (2, "", "a FlaskGroup run command"),
-                        (3, "Werkzeug/3.1.3 Python/3.11.2", "answers as Werkzeug/3.1.3"))
-    ) + (f"{_FLASKR}::test_flask_run_debug_fails_naming_the_debugger_and_the_dev_server",),
+    "IG-FLASK-DEV-SERVER": (
+        *(f"{_FLASK}::test_IG_FLASK_DEV_SERVER_fails_on_werkzeug[argv{n}-{h}-{s}]"
+          for n, h, s in ((0, "", "development server (flask run: "),
+                          (1, "", "development server (flask run: "),
+                          (2, "", "a FlaskGroup run command"),
+                          (3, "Werkzeug/3.1.3 Python/3.11.2", "answers as Werkzeug/3.1.3"))),
+        f"{_FLASKR}::test_flask_run_debug_fails_naming_the_debugger_and_the_dev_server"),
     "IG-FLASK-DEBUG-ENV": (f"{_FLASK}::test_IG_FLASK_DEBUG_ENV_names_each_source",),
     "IG-FLASK-SECRET-KEY": (f"{_FLASK}::test_IG_FLASK_SECRET_KEY_fails_on_a_weak_key[known-SECRET_KEY "
                             "is a well-known default from docs and tutorials]",
