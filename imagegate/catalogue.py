@@ -110,6 +110,9 @@ _SPECS = [
     _spec("IG-NO-SETUID", "no setuid/setgid files", "image", "layers", "warning"),
     _spec("IG-NO-SECRET-FILES", "no .env, .git or private keys in the image", "image", "layers",
           "error"),
+    _spec("IG-PACKAGED-KEYS", "private keys in the image belong to no installed package's "
+          "test fixtures (advice: public, not the project's secrets)", "image", "layers",
+          "warning", "warning"),
     _spec("IG-NO-TEST-OR-CACHE", "no test suites or tool caches in the image", "image", "layers",
           "warning"),
     _spec("IG-NO-SECRET-ENV", "no secrets in ENV, build args or history", "image", "image",

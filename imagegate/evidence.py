@@ -73,6 +73,8 @@ EVIDENCE: dict[str, tuple[str, ...]] = {
     "IG-LAYER-BUDGET": _image("IG-LAYER-BUDGET", "over"),
     "IG-NO-SETUID": _image("IG-NO-SETUID", "setuid-and-setgid"),
     "IG-NO-SECRET-FILES": _image("IG-NO-SECRET-FILES", "dotenv", "pem-key"),
+    "IG-PACKAGED-KEYS": ("tests_unit/test_policy.py::"
+                         "test_keys_shipped_by_installed_packages_are_advice",),
     "IG-NO-TEST-OR-CACHE": _image("IG-NO-TEST-OR-CACHE", "our-tests", "pip-cache"),
     "IG-NO-SECRET-ENV": _image("IG-NO-SECRET-ENV", "env-password", "history-arg"),
     "IG-APP-NOT-WRITABLE": _image("IG-APP-NOT-WRITABLE", "owned-file"),

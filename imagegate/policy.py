@@ -39,6 +39,7 @@ CHECKS: dict[str, Check] = {}
 TEXT_FILES = ("/etc/passwd", "/etc/group", "/etc/ssl/certs/ca-certificates.crt")
 PEEK_LIMIT = 64 * 1024  # key files are a few KB; bigger files are not read
 KEY_SUFFIXES = (".pem", ".key")
+RECORD_LIMIT = 4 * 1024 * 1024  # a wheel's RECORD: one line per installed file
 KEY_NAMES = {"id_rsa", "id_dsa", "id_ecdsa", "id_ed25519"}
 DEV_DIRS = {"tests_unit", "tests_image", "tests_stack", ".pytest_cache", ".mypy_cache",
             ".ruff_cache"}
@@ -76,6 +77,8 @@ def keep_for_checks(path: str, size: int) -> bool | int:
         return True
     if size <= PEEK_LIMIT and path.endswith(KEY_SUFFIXES):
         return True
+    if size <= RECORD_LIMIT and path.endswith(".dist-info/RECORD"):
+        return True  # which installed distribution ships a file (IG-PACKAGED-KEYS)
     if posixpath.basename(posixpath.dirname(path)) in BIN_DIRS:
         return HEAD
     return False
@@ -437,11 +440,44 @@ def no_setuid(facts: ImageFacts, settings: Settings) -> Finding:
 
 
 @check("IG-NO-SECRET-FILES")
-def no_secret_files(facts: ImageFacts, settings: Settings) -> Finding:
-    """No .env, .git, SSH private keys or *.pem/*.key files holding a PRIVATE KEY."""
+def no_secret_files(facts: ImageFacts, settings: Settings) -> list[Finding]:
+    """No .env, .git, SSH private keys or *.pem/*.key files holding a PRIVATE KEY — of the
+    project's own: a key an installed distribution ships (listed in its ``RECORD``: a test
+    certificate of a library, public) is IG-PACKAGED-KEYS advice naming the package."""
+    owners = packaged_files(facts)
     found = [f.path for f in _sorted(facts) if _secret_file(f)]
-    return _listing("IG-NO-SECRET-FILES", _topmost(found), "secret files",
-                    "no .env, .git or private key files")
+    own = [path for path in found if path not in owners]
+    packaged = [f"{path} ({owners[path]})" for path in found if path in owners]
+    result = [_listing("IG-NO-SECRET-FILES", _topmost(own), "secret files",
+                       "no .env, .git or private key files"
+                       + (f" of the project's own ({len(packaged)} shipped by installed "
+                          "packages: IG-PACKAGED-KEYS)" if packaged else ""))]
+    if packaged:
+        result.append(Finding(
+            "IG-PACKAGED-KEYS", False, f"{len(packaged)} private key files are shipped by "
+            f"installed packages (public test fixtures, not this project's secrets): "
+            + ", ".join(packaged[:SHOWN]) + (f" (+{len(packaged) - SHOWN} more)"
+                                             if len(packaged) > SHOWN else "")
+            + "; leave the package's tests out of the image if you can",
+            packaged[0].split(" ")[0], detail="\n".join(packaged)))
+    return result
+
+
+def packaged_files(facts: ImageFacts) -> dict[str, str]:
+    """Every file an installed Python distribution lists in its ``RECORD``: path → ``name
+    version`` of the distribution."""
+    owners: dict[str, str] = {}
+    for path, info in facts.files.items():
+        if not path.endswith(".dist-info/RECORD") or not info.content:
+            continue
+        dist_info = posixpath.dirname(path)
+        site = posixpath.dirname(dist_info)
+        name, _, version = posixpath.basename(dist_info)[:-len(".dist-info")].partition("-")
+        for line in info.content.decode(errors="replace").splitlines():
+            listed = line.split(",", 1)[0].strip()
+            if listed:
+                owners[posixpath.normpath(posixpath.join(site, listed))] = f"{name} {version}"
+    return owners
 
 
 @check("IG-NO-TEST-OR-CACHE")

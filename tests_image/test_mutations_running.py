@@ -161,5 +161,6 @@ def test_running_check_fails_on_an_image_made_to_break_it(
 
 
 def test_every_run_check_is_broken_by_some_variant() -> None:
-    """No IG-RUN-* id goes without an image that makes it fail here."""
-    assert {c.values[0] for c in CASES} == set(stage_ids("run"))
+    """No IG-RUN-* id goes without an image that makes it fail here (the Flask family of the run
+    stage fails on the Flask tutorial's app: tests_stack/test_flask_gate.py)."""
+    assert {c.values[0] for c in CASES} == {i for i in stage_ids("run") if i.startswith("IG-RUN-")}

@@ -206,6 +206,7 @@ def test_stack_check_fails_on_a_variant_stack(
 
 
 def test_every_stack_check_is_shown_failing_here() -> None:
-    """No IG-STACK-* id goes without a stack that makes it fail in this module."""
+    """No IG-STACK-* id goes without a stack that makes it fail in this module (IG-FLASK-ROUTES
+    fails on the Flask tutorial's app: tests_stack/test_flask_gate.py)."""
     shown = {p.values[0] for p in COMPOSE_EDITS} | {p.values[0] for p in STACK_CASES}
-    assert shown == set(stage_ids("stack"))
+    assert shown == {i for i in stage_ids("stack") if i.startswith("IG-STACK-")}

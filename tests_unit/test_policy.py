@@ -705,3 +705,24 @@ def test_keep_holds_script_heads_in_bin_dirs_only(tmp_path: Path) -> None:
 def test_history_renders_classic_and_buildkit_alike(created_by: str, shown: str) -> None:
     """Layer listings show the instruction, from either builder's history format."""
     assert _created_by({"CreatedBy": created_by}).startswith(shown)
+
+
+def test_keys_shipped_by_installed_packages_are_advice() -> None:
+    """A key file an installed distribution lists in its RECORD (a library's test certificate)
+    is IG-PACKAGED-KEYS advice naming the package and version; the project's own key in its
+    WORKDIR stays an IG-NO-SECRET-FILES error."""
+    site = "/usr/local/lib/python3.11/site-packages"
+    record = f("/".join((site, "aiosmtpd-1.4.6.dist-info/RECORD")),
+               content=b"aiosmtpd/__init__.py,sha256=x,10\naiosmtpd/tests/certs/server.key,"
+                       b"sha256=y,1704\naiosmtpd-1.4.6.dist-info/RECORD,,\n")
+    packaged = f(f"{site}/aiosmtpd/tests/certs/server.key", content=KEY)
+    facts = files(record, packaged)(good())
+    found = {x.check_id: x for x in run_checks(facts, SETTINGS)}
+    assert found["IG-NO-SECRET-FILES"].ok, found["IG-NO-SECRET-FILES"].message
+    advice = found["IG-PACKAGED-KEYS"]
+    assert not advice.ok and advice.where == f"{site}/aiosmtpd/tests/certs/server.key"
+    assert f"{site}/aiosmtpd/tests/certs/server.key (aiosmtpd 1.4.6)" in advice.message
+    own = files(record, packaged, f("/srv/app/server.key", content=KEY))(good())
+    mine = [x for x in run_checks(own, SETTINGS) if x.check_id == "IG-NO-SECRET-FILES"]
+    assert not mine[0].ok and mine[0].message == ("expected no secret files, found 1: "
+                                                  "/srv/app/server.key")
