@@ -127,6 +127,7 @@ EVIDENCE: dict[str, tuple[str, ...]] = {
     "IG-FLASK-SECRET-KEY": (f"{_FLASK}::test_IG_FLASK_SECRET_KEY_fails_on_a_weak_key[known-SECRET_KEY "
                             "is a well-known default from docs and tutorials]",
                             f"{_FLASK}::test_introspection_reads_the_app_as_gunicorn_loads_it",
+                            f"{_FLASK}::test_IG_FLASK_SECRET_KEY_proven_from_a_session_cookie",
                             f"{_FLASKR}::test_tutorial_app_as_written_fails_naming_SECRET_KEY"),
     "IG-FLASK-ROUTES": (f"{_FLASK}::test_IG_FLASK_ROUTES_fails_naming_the_route_and_its_log_line",
                         f"{_FLASKR}::test_a_raising_route_fails_naming_the_route"),

@@ -438,6 +438,43 @@ def secret_key_check(app: AppFacts, where: str = "") -> Finding:
                    "default (compared as salted hashes in the container)", where)
 
 
+def cookie_key(cookie: str, keys: Iterable[bytes] = KNOWN_KEYS) -> bool:
+    """True when a Flask session cookie verifies with one of ``keys``: Flask's own signing
+    (itsdangerous, salt ``cookie-session``, HMAC-SHA1), as flask-unsign proves a weak key."""
+    from flask.json.tag import TaggedJSONSerializer
+    from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+    for key in keys:
+        signer = URLSafeTimedSerializer(key, salt="cookie-session",
+                                        serializer=TaggedJSONSerializer(),
+                                        signer_kwargs={"key_derivation": "hmac",
+                                                       "digest_method": hashlib.sha1})
+        try:
+            signer.loads(cookie)
+        except BadSignature:
+            continue
+        except Exception:  # not a Flask session cookie at all: nothing proven
+            return False
+        return True
+    return False
+
+
+def session_cookies_check(cookies: Mapping[str, str], where: str = "") -> list[Finding]:
+    """IG-FLASK-SECRET-KEY from outside: a ``session`` cookie some GET route set (route →
+    cookie value) that verifies with a well-known key proves the key, without the app's code."""
+    return [Finding("IG-FLASK-SECRET-KEY", False, f"the session cookie GET {rule} sets is signed "
+                    "with a well-known key (verified as flask-unsign does): anyone can forge "
+                    "sessions; set SECRET_KEY from the environment", where)
+            for rule, cookie in cookies.items() if cookie_key(cookie)]
+
+
+def session_cookie(headers: Mapping[str, str]) -> str:
+    """The value of a ``session=`` cookie in a response's Set-Cookie ("" when none)."""
+    raw = next((v for k, v in headers.items() if k.lower() == "set-cookie"), "")
+    found = re.search(r"(?:^|[;,]\s*)session=([^;,\s]+)", raw)
+    return found.group(1) if found else ""
+
+
 def routes_to_ask(app: AppFacts, ignored: Sequence[str] = ()) -> list[str]:
     """The app's argument-free GET routes but those ``flask_routes_ignore`` leaves out."""
     return [r for r in app.routes if not any(fnmatch.fnmatchcase(r, p) for p in ignored)]

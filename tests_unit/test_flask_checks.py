@@ -269,3 +269,31 @@ def test_introspection_failure_is_a_reason(server: Any) -> None:
     found = server(["gunicorn", "-b", "127.0.0.1:0", "nosuchmodule:app"])
     assert not found.loaded and found.why.startswith("loading nosuchmodule:app failed: ")
     assert fc.secret_key_check(found).skipped.startswith("inconclusive: loading nosuchmodule")
+
+
+def test_IG_FLASK_SECRET_KEY_proven_from_a_session_cookie() -> None:
+    """A session cookie a route set, signed with a well-known key, proves the key from
+    outside (as flask-unsign does); one signed with a strong key proves nothing."""
+    from flask import Flask, session
+
+    def cookie_of(key: str) -> str:
+        app = Flask("cookies")
+        app.secret_key = key
+
+        @app.get("/visit")
+        def visit() -> str:
+            session["seen"] = True
+            return "ok"
+
+        return fc.session_cookie(dict(app.test_client().get("/visit").headers))
+
+    weak = cookie_of("you-will-never-guess")
+    assert weak and fc.cookie_key(weak)
+    found = fc.session_cookies_check({"/visit": weak}, WHERE)
+    assert [f.message for f in found] == [
+        "the session cookie GET /visit sets is signed with a well-known key (verified as "
+        "flask-unsign does): anyone can forge sessions; set SECRET_KEY from the environment"]
+    strong = cookie_of(KEY)
+    assert strong and not fc.cookie_key(strong)
+    assert fc.session_cookies_check({"/visit": strong}) == []
+    assert fc.session_cookie({"Content-Type": "text/html"}) == ""

@@ -222,10 +222,18 @@ class TestFlaskStack:
                              imagegate_record: Record) -> None:
         """IG-FLASK-ROUTES: every argument-free GET route of the app's url_map (read inside the
         web container) answers below 500 from inside the network; a 5xx names the route, its
-        status and the server's log line for it. ``flask_routes_ignore`` leaves routes out."""
+        status and the server's log line for it. ``flask_routes_ignore`` leaves routes out. A
+        ``session`` cookie a route sets is checked against the well-known keys too
+        (IG-FLASK-SECRET-KEY proven from outside)."""
         import time
 
-        from imagegate.flask_checks import app_facts, routes_check, routes_to_ask
+        from imagegate.flask_checks import (
+            app_facts,
+            routes_check,
+            routes_to_ask,
+            session_cookie,
+            session_cookies_check,
+        )
 
         s = imagegate_settings
         ctr = stack_up.container(s.web_service)
@@ -234,19 +242,24 @@ class TestFlaskStack:
             pytest.skip(f"inconclusive: {interpreter.reason}")
         app = app_facts(ctr, interpreter)
         answers: dict[str, tuple[int | None, str]] = {}
+        cookies: dict[str, str] = {}
         for rule in routes_to_ask(app, s.flask_routes_ignore):
             started = int(time.time()) - 1
             try:
-                status: int | None = stack_up.http(s.web_service, rule,
-                                                   container_port=s.web_port).status_code
+                answer = stack_up.http(s.web_service, rule, container_port=s.web_port)
+                status: int | None = answer.status_code
                 said = ""
+                if session_cookie(answer.headers):
+                    cookies[rule] = session_cookie(answer.headers)
             except Exception as exc:  # the probe's: no HTTP answer
                 status, said = None, str(exc)
             if status is not None and status >= 500:
                 said = _log_line(ctr, started, rule)
             answers[rule] = (status, said)
-        imagegate_record(routes_check(app, answers, s.flask_routes_ignore,
-                                      f"{compose_model.files[0].name}:service {s.web_service}"))
+        where = f"{compose_model.files[0].name}:service {s.web_service}"
+        # a session cookie a route set is the key's proof from outside (as flask-unsign does)
+        imagegate_record([*routes_check(app, answers, s.flask_routes_ignore, where),
+                          *session_cookies_check(cookies, where)])
 
 
 def _log_line(ctr: Any, since: int, rule: str) -> str:
