@@ -28,7 +28,20 @@ RANK = {"info": 1, "warning": 2, "error": 3}
 HADOLINT_LEVELS: dict[str, Severity] = {"error": "error", "warning": "warning", "info": "info",
                                         "style": "info"}
 HADOLINT_ID = re.compile(r"^(?:DL|SC)\d{4}$")
-DOCS = "https://github.com/imagegate/imagegate#checks"
+#: The repository whose docs/checks/<ID>.md pages the links name ([project.urls] Repository).
+REPOSITORY = "https://github.com/imagegate/imagegate"
+
+
+def repository() -> str:
+    """The project's repository URL from its metadata ([project.urls] Repository)."""
+    from importlib import metadata
+
+    try:
+        urls = metadata.metadata("imagegate").get_all("Project-URL") or []
+    except metadata.PackageNotFoundError:
+        return REPOSITORY
+    found = [u.split(",", 1)[1].strip() for u in urls if u.lower().startswith("repository,")]
+    return found[0] if found else REPOSITORY
 
 #: How a check knows what it says (STYLE: a proved defect outranks a guess from the text).
 Evidence = Literal["dockerfile", "image", "layers", "runtime", "compose", "tests"]
@@ -59,7 +72,7 @@ class CheckSpec:
             return f"https://www.shellcheck.net/wiki/{self.id}"
         if self.id.startswith("DL"):
             return f"https://github.com/hadolint/hadolint/wiki/{self.id}"
-        return f"{DOCS}-{self.id.lower()}"
+        return f"{repository()}/blob/main/docs/checks/{self.id}.md"
 
 
 def _spec(id: str, title: str, stage: str, evidence: Evidence, baseline: Severity,

@@ -64,11 +64,14 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument("--dry-run", action="store_true", help="print what would be written, as a diff")
     checks = sub.add_parser("checks", help="list every check: id, stage, severity per profile")
     checks.add_argument("--markdown", action="store_true", help="as the README's Markdown table")
+    explain = sub.add_parser("explain", help="print a check's page: what it proves, why, the fix")
+    explain.add_argument("check_id", metavar="ID", help="a check id (IG-…, DL…, SC…)")
     return p
 
 
 #: Settings a flag may give several times (``--ignore A --ignore B``; ``--severity ID=LEVEL``).
 MULTI = {"ignore", "severity", "build_args", "bases", "locks", "unit_tests", "image_tests",
+         "flask_routes_ignore",
          "stack_tests"}
 
 
@@ -164,6 +167,14 @@ def cmd_checks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Print one check's page (docs/checks/<ID>.md)."""
+    from .docs import explain
+
+    print(explain(args.check_id))
+    return 0
+
+
 def cmd_base(args: argparse.Namespace) -> int:
     """Make the local base images."""
     from . import base
@@ -222,6 +233,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 COMMANDS = {"gate": cmd_gate, "lint": cmd_lint, "base": cmd_base, "build": cmd_build,
             "engine": cmd_engine, "prune": cmd_prune, "checks": cmd_checks,
+            "explain": cmd_explain,
             "init": cmd_init}
 
 

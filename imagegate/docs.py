@@ -1,8 +1,11 @@
-"""The README's generated tables: every setting with its default, every check with its severity.
+"""The generated docs: the README's tables, and one page per check.
 
 ``python -m imagegate.docs README.md`` rewrites what stands between the ``<!-- NAME:begin -->``
-and ``<!-- NAME:end -->`` markers; tests_unit checks the README is current, so the docs cannot
-drift from the code.
+and ``<!-- NAME:end -->`` markers, and every check's page ``docs/checks/<ID>.md``: its generated
+head (id, title, stage, evidence, severity per profile, kind) from the catalogue, kept above the
+hand-written part (what it proves, why it matters, how to fix, how to suppress), which a new
+check gets as a stub to fill in. tests_unit checks both are current, so the docs cannot drift
+from the code; ``imagegate explain ID`` prints a page.
 """
 
 from __future__ import annotations
@@ -30,15 +33,97 @@ def _replacement(table: str) -> Callable[[re.Match[str]], str]:
     return lambda m: m.group(1) + table + m.group(2)
 
 
+#: Where the check pages live, relative to the repository root.
+PAGES = Path("docs") / "checks"
+#: The hand-written sections every page has (a stub until someone writes them).
+SECTIONS = ("What it proves", "Why it matters", "How to fix", "How to suppress")
+HEAD_END = "<!-- generated: edit below this line -->"
+
+
+def page_head(spec: catalogue.CheckSpec) -> str:
+    """The generated head of a check's page."""
+    kind = spec.category or _sarif_kind(spec.id)
+    hardened = spec.hardened if spec.hardened != spec.baseline else f"{spec.hardened} (same)"
+    budget = f" ({spec.user_set} set by you: error)" if spec.user_set else ""
+    return (f"# {spec.id}\n\n> {spec.title}\n\n"
+            "| stage | evidence | baseline | hardened | kind |\n|---|---|---|---|---|\n"
+            f"| {spec.stage} | {spec.evidence} | {spec.baseline}{budget} | {hardened} | {kind} |\n"
+            f"\n{HEAD_END}\n")
+
+
+def _sarif_kind(check_id: str) -> str:
+    """The SARIF kind the table in :mod:`imagegate.sarif` gives a check declared before the
+    registry carried it."""
+    from .sarif import MAINTAINABILITY, SECURITY
+
+    return ("security" if check_id in SECURITY else
+            "maintainability" if check_id in MAINTAINABILITY else "reliability")
+
+
+def render_page(spec: catalogue.CheckSpec, old: str) -> str:
+    """The page of ``spec``: the current head, then the hand-written part of ``old`` (a stub
+    with every section when there is none yet)."""
+    _, found, body = old.partition(HEAD_END + "\n")
+    if not found:
+        body = "".join(f"\n## {title}\n\nTODO\n" for title in SECTIONS)
+    return page_head(spec) + body
+
+
+def write_pages(root: Path) -> list[Path]:
+    """Write every check's page under ``root/docs/checks``; the ones that changed."""
+    folder = root / PAGES
+    folder.mkdir(parents=True, exist_ok=True)
+    changed = []
+    for spec in catalogue.CATALOGUE.values():
+        path = folder / f"{spec.id}.md"
+        old = path.read_text() if path.is_file() else ""
+        new = render_page(spec, old)
+        if new != old:
+            path.write_text(new)
+            changed.append(path)
+    return changed
+
+
+def explain(check_id: str, root: Path | None = None) -> str:
+    """The page of ``check_id`` (``imagegate explain``); hadolint's rules point at its wiki."""
+    from .errors import UsageError
+
+    wanted = check_id.strip().upper()
+    if catalogue.HADOLINT_ID.match(wanted):
+        spec = catalogue.spec(wanted)
+        return (f"# {wanted}\n\n> one of hadolint's rules (its own page: {spec.help_uri})\n\n"
+                "Severity: hadolint's level (style counts as info); at `hardened`, its errors "
+                "and warnings are errors. Suppress with `# hadolint ignore={id}` on the line "
+                "above the instruction, or `ignore` in [tool.imagegate].\n").replace("{id}", wanted)
+    if wanted not in catalogue.CATALOGUE:
+        close = [c for c in catalogue.CATALOGUE if wanted.removeprefix("IG-") in c]
+        hint = f" (did you mean {', '.join(close[:3])}?)" if close else ""
+        raise UsageError(f"no check {check_id!r}{hint}; `imagegate checks` lists them")
+    path = (root or _root()) / PAGES / f"{wanted}.md"
+    if path.is_file():
+        return path.read_text()
+    return page_head(catalogue.CATALOGUE[wanted])
+
+
+def _root() -> Path:
+    """The repository the docs live in (this package's parent)."""
+    return Path(__file__).resolve().parent.parent
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Rewrite the files named on the command line in place; print the ones that changed."""
-    for name in argv if argv is not None else sys.argv[1:]:
+    """Rewrite the files named on the command line in place, and the check pages beside them;
+    print the ones that changed."""
+    names = argv if argv is not None else sys.argv[1:]
+    for name in names:
         path = Path(name)
         old = path.read_text()
         new = render(old)
         if new != old:
             path.write_text(new)
             print(f"{path}: tables updated")
+    root = Path(names[0]).resolve().parent if names else _root()
+    for path in write_pages(root):
+        print(f"{path}: page updated")
     return 0
 
 
