@@ -240,14 +240,6 @@ class RunningContainer:
         return "\n".join(f"--- {title}\n{body}" for title, body in self.diagnostics())
 
 
-def health_budget(container: Any) -> float:
-    """Seconds a healthcheck may take to pass: start period + retries * (interval + timeout)."""
-    hc = container.image.attrs["Config"].get("Healthcheck") or {}
-    ns = 1e9
-    interval, timeout = hc.get("Interval", 30 * ns) / ns, hc.get("Timeout", 30 * ns) / ns
-    return hc.get("StartPeriod", 0) / ns + hc.get("Retries", 3) * (interval + timeout)
-
-
 @contextlib.contextmanager
 def running(
     cli: Any, image: str, session: str, *, env: Mapping[str, str], port: int,

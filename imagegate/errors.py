@@ -58,10 +58,6 @@ class BuildFailed(ImagegateError):
     """`docker build` failed; ``detail`` carries the build log tail."""
 
 
-class LintFailed(ImagegateError):
-    """The Dockerfile broke a lint rule."""
-
-
 class PolicyViolation(ImagegateError):
     """The built image broke an image policy check."""
 

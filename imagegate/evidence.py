@@ -143,9 +143,3 @@ def files() -> list[str]:
     return sorted({node.split("::", 1)[0] for nodes in EVIDENCE.values() for node in nodes})
 
 
-def table() -> str:
-    """The table as Markdown: ``| id | the tests that make it fail |`` (for notes and docs)."""
-    lines = ["| id | shown failing by |", "|---|---|"]
-    lines += [f"| `{cid}` | " + "<br>".join(f"`{n}`" for n in nodes) + " |"
-              for cid, nodes in EVIDENCE.items()]
-    return "\n".join(lines)

@@ -7,8 +7,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from .errors import ImagegateError
-
 
 @dataclass(frozen=True)
 class Location:
@@ -102,14 +100,6 @@ def drop_ignored(findings: Iterable[Finding], ignore: Iterable[str]) -> list[Fin
     """``findings`` without those whose id is on the ignore list."""
     skip = set(ignore)
     return [f for f in findings if f.check_id not in skip]
-
-
-def raise_for(findings: Iterable[Finding], error: type[ImagegateError]) -> None:
-    """Raise ``error`` (LintFailed, PolicyViolation …) naming every failure, if there is one."""
-    failed = failures(findings)
-    if failed:
-        head = f"{len(failed)} check(s) failed: " + ", ".join(sorted({f.check_id for f in failed}))
-        raise error(head, detail="\n".join(str(f) for f in failed))
 
 
 # --- secrets -----------------------------------------------------------------------------------

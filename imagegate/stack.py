@@ -430,30 +430,6 @@ class Stack:
         return "\n".join(f"--- {title}\n{text.rstrip()}" for title, text in self.diagnostics())
 
 
-def validate_compose(compose_files: Sequence[str | os.PathLike[str]], *,
-                     project_dir: str | os.PathLike[str],
-                     env: Mapping[str, str] | None = None) -> None:
-    """Check that compose accepts the files (YAML, schema) or raise :class:`UsageError` naming
-    them with compose's own complaint. Without ``env`` nothing is interpolated, so required
-    variables (``${SECRET_KEY:?}``) need not be set yet (the gate's preflight)."""
-    files = [Path(f).resolve() for f in compose_files]
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        raise UsageError(f"compose file not found: {', '.join(missing)}")
-    with tempfile.TemporaryDirectory(prefix="imagegate-validate-") as tmp:
-        empty = Path(tmp) / "empty.env"
-        empty.write_text("")
-        probe = Stack(tuple(files), "imagegate-validate", Path(project_dir).resolve(),
-                      dict(env or {}), empty, session="")
-        args = ("config", "--quiet") if env is not None else ("config", "--quiet",
-                                                              "--no-interpolate")
-        proc = probe.compose(*args, check=False)
-        if proc.returncode != 0:
-            names = ", ".join(str(f) for f in files)
-            raise UsageError(f"{names}: {first_line(proc.stderr or proc.stdout)}",
-                             detail=proc.stderr)
-
-
 def _probe_for(stack: Stack, service: str) -> Any:
     """:func:`~imagegate.probe.running_probe` of ``service``'s own image on its first network,
     labelled like the stack (a context manager)."""
