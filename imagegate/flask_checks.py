@@ -531,11 +531,12 @@ def source_files(context: Path, ignore: Callable[[str], bool]) -> list[Path]:
 
 
 @check("IG-LINT-FLASK-SOURCE", title="the code the image ships has no app.run(debug=True) and no "
-       "literal SECRET_KEY", stage="lint", evidence="dockerfile", baseline="warning",
-       category="security")
+       "literal SECRET_KEY (advice: the running app is the proof)", stage="lint",
+       evidence="dockerfile", baseline="warning", hardened="warning", category="security")
 def source_check(files: Iterable[Path], root: Path) -> list[Finding]:
     """IG-LINT-FLASK-SOURCE: the static twins of IG-FLASK-DEBUGGER and IG-FLASK-SECRET-KEY, found
-    in the source (file and line; never the value). Advice: only the running app proves them."""
+    in the source (file and line; never the value). Advice at every profile: only the running
+    app proves them (a literal default that the environment overrides is no defect there)."""
     found = []
     for path in files:
         try:

@@ -20,7 +20,7 @@ from typing import Any
 
 from . import build, pipeline, report, verdict
 from . import settings as settings_mod
-from .engine import client, ensure_engine, new_session_id
+from .engine import client, ensure_engine, new_session_id, write_atomic
 from .errors import BuildFailed, ImagegateError, UsageError
 from .findings import Finding
 from .policy import created_by
@@ -197,7 +197,7 @@ class Gate:
         ensure_engine()
         self.cli = client()
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.settings_file.write_text(json.dumps(settings_mod.dump(self.s), indent=2) + "\n")
+        write_atomic(self.settings_file, json.dumps(settings_mod.dump(self.s), indent=2) + "\n")
 
     def _bases(self, stage: StageResult) -> None:
         """Make (or find) the local base images the Dockerfile names."""
@@ -265,7 +265,8 @@ class Gate:
             data = settings_mod.dump(self.s)
             data["image"] = self.image_id
             data["sources"] = {**data["sources"], "image": "tested by this gate"}
-            self.settings_file.write_text(json.dumps(data, indent=2) + "\n")
+            # atomically: the lint stage's pytest reads this file while the build runs beside it
+            write_atomic(self.settings_file, json.dumps(data, indent=2) + "\n")
 
     def _pytest_stage(self, name: str) -> Callable[[StageResult], None]:
         """A stage made of pytest runs: the generic checks (isolated from the project's pytest

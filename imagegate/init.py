@@ -234,8 +234,18 @@ def make_plan(project_dir: Path, *, force: bool = False) -> Plan:
                           "from the environment before deploying (e.g. app.config."
                           "from_prefixed_env() → FLASK_SECRET_KEY), then `imagegate init --force` "
                           "wires it into compose")
+    setup, setup_once = _setup_command(facts.get("commands", []), app,
+                                       migrations=(root / migrations).is_dir(),
+                                       instance=bool(instance))
+    if setup:
+        shown = " ".join(setup)
+        plan.lines.append(f"setup: `{shown}` in a one-shot compose service `setup` that web "
+                          "waits for (service_completed_successfully)"
+                          + (", once per instance volume (it is not idempotent)"
+                             if setup_once else ", on every start (it is idempotent)"))
     for command in facts.get("commands", []):
-        if re.search(r"init|migrate|create|seed|^db$", command):
+        if re.search(r"init|migrate|create|seed|^db$", command) and \
+                (not setup or command not in setup):
             run = f"{command} upgrade" if command == "db" else command
             plan.notes.append(f"the app has a CLI command `{command}`: run it once in the stack "
                               f"with `docker compose run --rm web flask --app {app.flask_arg} "
@@ -252,9 +262,27 @@ def make_plan(project_dir: Path, *, force: bool = False) -> Plan:
     ctx = Context(root=root, app=app, deps=deps, python=python, base_image=base_image,
                   local_python=local_python, entries=entries, instance=instance,
                   health=health, bare_import=not facts.get("bare_import"), env=env,
-                  secrets=secrets_, services=services, meta=meta)
+                  secrets=secrets_, services=services, meta=meta, setup=setup,
+                  setup_once=setup_once)
     render_all(plan, ctx, compose_name)
     return plan
+
+
+def _setup_command(commands: Iterable[str], app: App, *, migrations: bool,
+                   instance: bool) -> tuple[list[str], bool]:
+    """The command that makes the app's schema, for a one-shot ``setup`` service: Flask-Migrate's
+    ``db upgrade`` (idempotent: every start) when the app has migrations; else an
+    ``init-db``/``create-db``-like command, once per instance volume (such commands usually drop
+    and recreate the tables, so they must never run against a database that has data). None
+    without either (or a non-idempotent command with no instance volume to remember it in)."""
+    names = list(commands)
+    if "db" in names and migrations:
+        return ["flask", "--app", app.flask_arg, "db", "upgrade"], False
+    found = next((c for c in names if re.search(r"^(init|create)[-_]?(db|database|schema)?$|"
+                                                r"^(init|create)[-_]", c)), "")
+    if found and instance:
+        return ["flask", "--app", app.flask_arg, found], True
+    return [], False
 
 
 def _check_conflicts(root: Path, pyproject: Mapping[str, Any], deps: Deps, force: bool) -> str:
@@ -1016,6 +1044,10 @@ class Context:
     secrets: list[str]
     services: Services
     meta: dict[str, str]
+    #: The schema command a one-shot ``setup`` service runs before web ([] when none), and
+    #: whether it runs once per instance volume (a non-idempotent init-db) or every start.
+    setup: list[str] = field(default_factory=list)
+    setup_once: bool = False
 
     @property
     def locks(self) -> list[str]:
@@ -1119,9 +1151,13 @@ def render_compose(ctx: Context) -> str:
         env_lines += [f"{v}: {_redis_value(v, 'redis', '6379')}" for v in svc.redis_vars]
         var_lines.append(f"#   REDIS_IMAGE      {REDIS_IMAGE}   the Redis image")
     web_env = ("environment:\n" + "\n".join(f"  {ln}" for ln in env_lines)) if env_lines else ""
-    depends = ("depends_on:\n  redis:\n    condition: service_healthy" if svc.redis else "")
+    needs = [*(["  redis:\n    condition: service_healthy"] if svc.redis else []),
+             *(["  setup:\n    condition: service_completed_successfully"] if ctx.setup else [])]
+    depends = ("depends_on:\n" + "\n".join(needs)) if needs else ""
     volumes_web = f"volumes:\n  - instance:{INSTANCE_DIR}" if ctx.instance else ""
     services = []
+    if ctx.setup:
+        services.append(_setup_service(ctx, env_lines))
     if svc.redis:
         services.append(REDIS_SERVICE.format(image=REDIS_IMAGE))
     if svc.postgres:
@@ -1136,6 +1172,35 @@ def render_compose(ctx: Context) -> str:
         "web_volumes": volumes_web, "services": "\n".join(services), "volumes": volumes,
         "health_probe": health_probe(ctx.health.compose, ctx.health.live), "up_env": up_env,
     }).rstrip("\n") + "\n"
+
+
+#: Runs ``argv[2:]`` unless ``argv[1]``/.imagegate-setup-done says it ran on this volume already.
+SETUP_ONCE = ("import os, subprocess, sys; done = os.path.join(sys.argv[1], "
+              "'.imagegate-setup-done'); os.path.exists(done) and sys.exit(0); "
+              "subprocess.run(sys.argv[2:], check=True); open(done, 'w').close()")
+
+
+def _setup_service(ctx: Context, env_lines: list[str]) -> str:
+    """The one-shot ``setup`` service: the app's schema command with web's image, environment
+    and instance volume, hardened like web; web waits for it to complete."""
+    if ctx.setup_once:
+        argv = ["python3", "-c", SETUP_ONCE, INSTANCE_DIR, *ctx.setup]
+        why = "once per instance volume: the command recreates the tables"
+    else:
+        argv = ctx.setup
+        why = "on every start: the upgrade is idempotent"
+    lines = ["", f"  # The app's schema, {why}; web waits for it to succeed.", "  setup:",
+             f"    image: ${{APP_IMAGE:-{ctx.image}}}", "    pull_policy: never",
+             f"    command: {json.dumps(argv)}"]
+    if env_lines:
+        lines += ["    environment:", *(f"      {ln}" for ln in env_lines)]
+    if ctx.services.redis:
+        lines += ["    depends_on:", "      redis:", "        condition: service_healthy"]
+    if ctx.instance:
+        lines += ["    volumes:", f"      - instance:{INSTANCE_DIR}"]
+    lines += ["    read_only: true", "    tmpfs:", "      - /tmp", "    cap_drop: [ALL]",
+              "    security_opt:", "      - no-new-privileges:true", '    restart: "no"']
+    return "\n".join(lines)
 
 
 REDIS_SERVICE = """

@@ -11,6 +11,7 @@ is compiled by uv from PyPI (through the proxy); builds have no network.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import time
@@ -52,18 +53,18 @@ def checkout(tmp_path: Path) -> Callable[[str], Path]:
     return make
 
 
-def init(project: Path) -> tuple[subprocess.CompletedProcess[str], float]:
+def init(project: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
     """``imagegate init`` in ``project`` as a user runs it (cwd: the project); its seconds."""
     started = time.monotonic()
-    proc = subprocess.run([IMAGEGATE, "init"], cwd=project, capture_output=True, text=True,
-                          timeout=600, stdin=subprocess.DEVNULL)
+    proc = subprocess.run([IMAGEGATE, "init", *args], cwd=project, capture_output=True,
+                          text=True, timeout=600, stdin=subprocess.DEVNULL)
     return proc, time.monotonic() - started
 
 
-def init_then_gate(project: Path) -> tuple[str, dict[str, Any]]:
+def init_then_gate(project: Path, *args: str) -> tuple[str, dict[str, Any]]:
     """init, then the gate with no edit between; both must pass. Returns init's output and the
     gate's result.json."""
-    proc, took = init(project)
+    proc, took = init(project, *args)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == "next: run `imagegate gate`"
     print(f"init {project.name}: {took:.1f}s")
@@ -89,22 +90,48 @@ def init_then_gate(project: Path) -> tuple[str, dict[str, Any]]:
 def test_blog_tutorial_factory_with_sqlite(checkout: Callable[[str], Path], docker_client: Any,
                                            imagegate_session: str,
                                            leftovers: Callable[[], list[str]]) -> None:
-    """The tutorial's flaskr passes; then its image, run read-only as compose runs it, writes
-    its SQLite database in the instance folder (a volume) and cannot write its own code."""
+    """The tutorial's flaskr as written: init's setup builds and runs, and the gate fails it on
+    the one defect init's note names, the factory's SECRET_KEY = "dev" that the running app
+    uses. With that note followed (the key read from the environment) and `init --force`, it
+    passes at hardened; then its image, run read-only as compose runs it, writes its SQLite
+    database in the instance folder (a volume) and cannot write its own code."""
     project = checkout("blog")
-    said, _ = init_then_gate(project)
-    assert "app: flaskr:create_app() (an app factory; `flask --app flaskr` finds it)" in said
-    assert "gunicorn: not in pyproject.toml [project].dependencies; added" in said
-    assert "health: GET /hello answers 200" in said
-    assert "instance folder: flaskr writes instance → /var/lib/app/instance" in said
-    assert "`docker compose run --rm web flask --app flaskr init-db`" in said
+    first_init, _ = init(project)
+    assert "note: SECRET_KEY is set in the code, not read from the environment" in \
+        first_init.stdout
+    gated = gate(project, "--quiet")
+    assert gated.returncode == 1, gated.stdout[-4000:]
+    errors = {f["check_id"] for f in findings(project / ".imagegate-out", outcome="failed",
+                                              severity="error")}
+    assert errors == {"IG-FLASK-SECRET-KEY"}, gated.stdout[-4000:]
+
+    factory = project / "flaskr/__init__.py"
+    text = factory.read_text()
+    default = '        # a default secret that should be overridden by instance config\n' \
+              '        SECRET_KEY="dev",\n'
+    anchor = "    if test_config is None:\n"
+    assert default in text and anchor in text
+    factory.write_text(text.replace(default, "").replace(
+        anchor, "    app.config.from_prefixed_env()  # FLASK_SECRET_KEY from the environment\n"
+        + anchor, 1))
+    git(project, "commit", "-qam", "the secret key from the environment, as init advised")
+    said, _ = init_then_gate(project, "--force")
+    assert "secrets: FLASK_SECRET_KEY (read from the environment) → required by compose" in said
+    first = first_init.stdout
+    assert "app: flaskr:create_app() (an app factory; `flask --app flaskr` finds it)" in first
+    assert "gunicorn: not in pyproject.toml [project].dependencies; added" in first
+    assert "health: GET /hello answers 200" in first
+    assert "instance folder: flaskr writes instance → /var/lib/app/instance" in first
+    for out in (first, said):  # init-db runs in the stack, once per instance volume
+        assert "setup: `flask --app flaskr init-db` in a one-shot compose service `setup`" in out
     assert leftovers() == []
 
     labels = session_labels(imagegate_session)
     volume = docker_client.volumes.create(labels=labels)
     try:
         with running(docker_client, "imagegate/flaskr:local", imagegate_session,
-                     env={}, port=8000, read_only=True, tmpfs={"/tmp": ""},
+                     env={"FLASK_SECRET_KEY": secrets.token_hex(32)}, port=8000,
+                     read_only=True, tmpfs={"/tmp": ""},
                      cap_drop=["ALL"], security_opt=["no-new-privileges:true"],
                      volumes={volume.name: {"bind": "/var/lib/app/instance", "mode": "rw"}},
                      ) as web:

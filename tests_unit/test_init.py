@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import subprocess
+import sys
 import textwrap
 import tomllib
 from collections.abc import Callable
@@ -578,3 +580,36 @@ def test_fill_blocks_and_unknown_placeholders() -> None:
         "a:\n  k: 1\n  j: 2\nb: y\n"
     with pytest.raises(KeyError):
         init.fill("{{nope}}", {})
+
+
+def test_a_schema_command_becomes_a_one_shot_service_web_waits_for(
+        project: Callable[[Files], Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """An `init-db` command (it drops and recreates tables) with an instance volume: a one-shot
+    `setup` service runs it once per volume, with web's image, secrets and volume, and web waits
+    for it (service_completed_successfully); the stack comes up with its schema."""
+    factory = FACTORY.replace('''        return app''', '''        import click
+
+        @app.cli.command("init-db")
+        def init_db():
+            click.echo("made the schema")
+
+        return app''')
+    root = project({"blog/__init__.py": factory, **LOCKS})
+    out = run_init(root, capsys)
+    assert ("setup: `flask --app blog init-db` in a one-shot compose service `setup` that web "
+            "waits for (service_completed_successfully), once per instance volume (it is not "
+            "idempotent)") in out
+    assert "run it once in the stack" not in out  # wired, so no manual step is left
+    services = yaml.safe_load((root / "compose.yaml").read_text())["services"]
+    setup, web = services["setup"], services["web"]
+    assert web["depends_on"] == {"setup": {"condition": "service_completed_successfully"}}
+    assert setup["command"][:2] == ["python3", "-c"] and \
+        setup["command"][3:] == ["/var/lib/app/instance", "flask", "--app", "blog", "init-db"]
+    assert (setup["image"], setup["volumes"], setup["restart"], setup["read_only"]) == (
+        web["image"], web["volumes"], "no", True)
+    ran = subprocess.run([sys.executable, "-c", setup["command"][2], str(root), sys.executable,
+                          "-c", "open('ran', 'a').write('x')"], cwd=root, check=True)
+    again = subprocess.run([sys.executable, "-c", setup["command"][2], str(root), sys.executable,
+                            "-c", "open('ran', 'a').write('x')"], cwd=root, check=True)
+    assert ran.returncode == again.returncode == 0
+    assert (root / "ran").read_text() == "x", "the second start must not run it again"

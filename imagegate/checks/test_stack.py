@@ -77,16 +77,22 @@ class TestStack:
 
     @pytest.mark.imagegate_check("IG-STACK-HEALTHY")
     def test_IG_STACK_HEALTHY(self, stack_attempt: Any) -> None:
-        """IG-STACK-HEALTHY: every service runs, and every one with a healthcheck is healthy."""
+        """IG-STACK-HEALTHY: every service runs, and every one with a healthcheck is healthy; a
+        one-shot service (``restart: "no"``, or awaited with service_completed_successfully)
+        has exited 0."""
         __tracebackhide__ = True
         if stack_attempt.stack is None:
             pytest.fail(f"{stack_attempt.message}\n{stack_attempt.detail}".strip(),
                         pytrace=False)
         stack = stack_attempt.stack
+        model = stack.load_model()
         bad = []
         for svc in stack.services():
             state = stack.container(svc).attrs["State"]
             health = (state.get("Health") or {}).get("Status", "none")
+            if state.get("Status") == "exited" and state.get("ExitCode") == 0 and \
+                    model.one_shot(svc):
+                continue  # a one-shot (schema, seed) that did its job
             if state.get("Status") != "running" or health not in ("healthy", "none"):
                 bad.append(f"{svc}: status={state.get('Status')} health={health}")
         assert not bad, "services not up and healthy: " + "; ".join(bad)

@@ -1,0 +1,57 @@
+"""One page per check (docs/checks/<ID>.md): generated head, hand-written body, live links."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from imagegate import catalogue, docs
+from imagegate.errors import UsageError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("check_id", list(catalogue.CATALOGUE))
+def test_every_check_has_a_current_page(check_id: str) -> None:
+    """The page exists, its generated head matches the catalogue (`make docs` rewrites it), and
+    every hand-written section says something (no TODO left)."""
+    path = ROOT / docs.PAGES / f"{check_id}.md"
+    assert path.is_file(), f"no page for {check_id}: run `make docs`, then write its sections"
+    text = path.read_text()
+    assert docs.render_page(catalogue.CATALOGUE[check_id], text) == text, "run `make docs`"
+    body = text.partition(docs.HEAD_END)[2]
+    for title in docs.SECTIONS:
+        found = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", body, re.M | re.S)
+        assert found, f"{path.name}: no section {title!r}"
+        assert found.group(1).strip() not in ("", "TODO"), f"{path.name}: {title!r} is empty"
+
+
+def test_no_page_without_a_check() -> None:
+    """A renamed or removed check leaves no orphan page."""
+    pages = {p.stem for p in (ROOT / docs.PAGES).glob("*.md")}
+    assert pages == set(catalogue.CATALOGUE), sorted(pages ^ set(catalogue.CATALOGUE))
+
+
+def test_every_help_uri_names_an_existing_page() -> None:
+    """SARIF's helpUri (and the reports' links) of every check name a page of this repository
+    ([project.urls] Repository), so they resolve once the project is published."""
+    for spec in catalogue.CATALOGUE.values():
+        uri = spec.help_uri
+        assert uri.startswith(catalogue.repository() + "/blob/main/"), uri
+        assert (ROOT / uri.split("/blob/main/", 1)[1]).is_file(), uri
+
+
+def test_explain_prints_every_page_and_refuses_an_unknown_id() -> None:
+    """`imagegate explain ID` for every id (any case); hadolint's rules point at its wiki; an
+    unknown id is one line naming close matches."""
+    for check_id in catalogue.CATALOGUE:
+        assert docs.explain(check_id.lower(), ROOT).startswith(f"# {check_id}\n")
+    assert "https://github.com/hadolint/hadolint/wiki/DL3008" in docs.explain("DL3008")
+    with pytest.raises(UsageError) as caught:
+        docs.explain("IG-FLASK-DEBUGER")
+    assert caught.value.message == ("no check 'IG-FLASK-DEBUGER'; `imagegate checks` lists them")
+    with pytest.raises(UsageError) as caught:
+        docs.explain("SECRET-KEY")
+    assert "did you mean IG-FLASK-SECRET-KEY" in caught.value.message
