@@ -347,11 +347,12 @@ class Model:
         return str(self.service(service).get("restart") or "no")
 
     def one_shot(self, service: str) -> bool:
-        """True for a service meant to run to completion: ``restart: "no"``, or one another service
-        waits for with ``condition: service_completed_successfully``."""
+        """True for a service meant to run to completion: an explicit ``restart: "no"``, or one
+        another service waits for with ``condition: service_completed_successfully``."""
         awaited = any(self.depends_on(other).get(service) == "service_completed_successfully"
                       for other in self.services)
-        return awaited or self.restart(service) in ("no", "")
+        # an explicit restart: "no" says "run to completion"; no policy at all says nothing
+        return awaited or self.service(service).get("restart") == "no"
 
     def healthcheck(self, service: str) -> dict[str, Any] | None:
         """The service's ``healthcheck:`` as compose resolved it (None when it has none)."""
@@ -486,15 +487,21 @@ def _unparsable(files: Sequence[Path], project_dir: Path, env: Mapping[str, str]
 # -- what the stack checks judge on the user's files ------------------------------------------
 
 
-def source_mounts(model: Model, project_dir: str | os.PathLike[str]) -> list[tuple[str, str]]:
-    """(service, message) for each bind mount of the project directory or anything inside it.
+def source_mounts(model: Model, project_dir: str | os.PathLike[str],
+                  services: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """(service, message) for each bind mount of the project directory or anything inside it,
+    on ``services`` (default: every service that builds an image from the project).
 
     Such a mount (``.:/app``, ``./app:/app/app``) lays the working tree over the image: the stack
-    would test the developer's files, not the image that ships (IG-STACK-SOURCE-MOUNT).
+    would test the developer's files, not the image that ships (IG-STACK-SOURCE-MOUNT). A stock
+    image's config file mounted in (``./nginx.conf:/etc/nginx/conf.d/default.conf:ro`` on a
+    proxy) is deployment configuration, not the image under test: not judged.
     """
     root = _real(Path(project_dir))
+    judged = list(services) if services is not None else [
+        s for s in model.services if model.build(s) is not None]
     found = []
-    for service in model.services:
+    for service in [s for s in model.services if s in judged]:
         for bind in model.binds(service):
             source = _real(bind.source)
             if source != root and root not in source.parents:

@@ -172,7 +172,8 @@ def test_exposed_beyond_loopback_flags_every_interface(tmp_path: Path) -> None:
 
 
 def test_binds_and_source_mounts(tmp_path: Path) -> None:
-    """``.:/app`` and ``./src:/app/src`` lay the project over the image; volumes do not."""
+    """``.:/app`` and ``./src:/app/src`` lay the project over the image; volumes do not, nor does
+    a stock proxy's config file (only services that build from the project are judged)."""
     model = load(tmp_path, """
         services:
           server:
@@ -191,6 +192,9 @@ def test_binds_and_source_mounts(tmp_path: Path) -> None:
           redis:
             image: redis
             volumes: [data:/data, /anonymous]
+          proxy:
+            image: nginx:1.25
+            volumes: ["./nginx.conf:/etc/nginx/conf.d/default.conf:ro"]
         volumes:
           data:
     """)
@@ -205,6 +209,9 @@ def test_binds_and_source_mounts(tmp_path: Path) -> None:
         ("worker", "worker: bind mount ./app:/srv/app"),
     ]
     assert "compose.dev.yml" in found[0][1]
+    # a stock proxy's config file is deployment configuration, unless asked to judge it
+    assert compose.source_mounts(model, tmp_path, ["proxy"])[0][1].startswith(
+        "proxy: bind mount ./nginx.conf:/etc/nginx/conf.d/default.conf:ro")
 
 
 # -- other accessors ----------------------------------------------------------------------------

@@ -27,6 +27,8 @@ COMPOSE = """
       worker:
         image: app
         restart: always
+      beat:
+        image: app
 """
 TRACEBACK = """\
 [2026-12-03 19:00:00 +0000] [1] [INFO] Starting gunicorn 23.0.0
@@ -99,6 +101,8 @@ def test_one_shots_that_succeed_are_fine(stack: Stack) -> None:
 @pytest.mark.parametrize(("container", "expected"), [
     (FakeContainer("migrate", "exited", 1), "service migrate exited with code 1"),
     (FakeContainer("worker", "exited", 0), "service worker exited with code 0"),
+    (FakeContainer("beat", "exited", 0), "service beat exited with code 0"),  # no policy: no
+                                                                                # one-shot
     (FakeContainer("worker", "restarting", 1, restarts=RESTART_LOOP),
      f"service worker restarts in a loop ({RESTART_LOOP} restarts, last exit code 1)"),
 ])

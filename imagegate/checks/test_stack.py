@@ -36,8 +36,13 @@ class TestComposeFile:
         """IG-STACK-SOURCE-MOUNT: no service bind-mounts the project's source over the image
         (the stack would test the working tree, not the image)."""
         from imagegate.compose import source_mounts
+        from imagegate.plugin_stack import gated_of
 
-        found = source_mounts(compose_model, imagegate_settings.project_dir)
+        s = imagegate_settings
+        # the services that run an image of this project: those building it and the web service
+        judged = {*(svc for svc in compose_model.services if compose_model.build(svc)),
+                  *gated_of(s, compose_model), *([s.web_service] if s.web_service else [])}
+        found = source_mounts(compose_model, s.project_dir, judged)
         imagegate_record([Finding("IG-STACK-SOURCE-MOUNT", False, text, _at(compose_model, svc))
                           for svc, text in found]
                          or [Finding("IG-STACK-SOURCE-MOUNT", True, "no source bind mounts")])
