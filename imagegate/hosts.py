@@ -111,6 +111,6 @@ def url(port: int, path: str = "", *, host: str | None = None, bound_ip: str = "
             f"DOCKER_HOST={os.environ.get('DOCKER_HOST') or '(unset)'}): the gate binds "
             "published ports to loopback on the engine's host; run the gate on that host, or "
             "set published_host = \"127.0.0.1\" if the engine is on this machine "
-            "(README: Shared and remote engines)")
+            "(docs/engines.md)")
     shown = f"[{where}]" if ":" in where and not where.startswith("[") else where
     return f"http://{shown}:{port}{path}"

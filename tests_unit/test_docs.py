@@ -55,3 +55,15 @@ def test_explain_prints_every_page_and_refuses_an_unknown_id() -> None:
     with pytest.raises(UsageError) as caught:
         docs.explain("SECRET-KEY")
     assert "did you mean IG-FLASK-SECRET-KEY" in caught.value.message
+
+
+def test_readme_is_a_front_page_and_every_doc_link_resolves() -> None:
+    """README.md stays a front page (at most 200 lines: the reference lives in docs/), and every
+    relative link in it and in docs/ names a file or folder that exists."""
+    readme = ROOT / "README.md"
+    assert len(readme.read_text().splitlines()) <= 200
+    for page in [readme, *(ROOT / "docs").glob("*.md")]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" in target:
+                continue
+            assert (page.parent / target).exists(), f"{page.name}: dead link {target}"
