@@ -11,7 +11,9 @@ upload action's source:
   Dockerfile, the compose file — and carries a ``logicalLocations`` entry naming what it is about;
 - URIs are relative to the repository root (the git work tree around the project), with
   forward slashes, so the same finding has the same path on every run;
-- ``partialFingerprints`` may be left out: ``upload-sarif`` hashes the line a result points at.
+- ``partialFingerprints``: ``imagegate/v1`` on every result (check id, location and the message
+  with its volatile parts folded: a rerun matches the same alert); ``primaryLocationLineHash``
+  only for results on a logical location (``upload-sarif`` hashes the line of the others).
   Results anchored on a logical thing get one of their own (rule + that thing), else two findings
   of one rule on one Dockerfile line (two secret files in the image) would be one alert;
 - rules carry ``shortDescription``, ``fullDescription``, ``help``, ``helpUri``,
@@ -159,6 +161,19 @@ def _rule_level(check_id: str, findings: list[Finding]) -> str:
     return max(levels, key=lambda s: catalogue.RANK[s])
 
 
+#: Our own stable fingerprint of a result (code scanning matches results across runs by it).
+FINGERPRINT = "imagegate/v1"
+#: What changes between two runs of the same finding: ports, durations, sizes, ids, times.
+_VOLATILE = re.compile(r"\b[0-9a-f]{12,64}\b|\d+(?:\.\d+)?|sha256:\S+")
+
+
+def fingerprint(check_id: str, path: str, logical: str, message: str) -> str:
+    """A stable id for one finding: its check, where it is, and its message with the volatile
+    parts (numbers, hex ids, digests) folded, so a rerun matches the same alert."""
+    normal = _VOLATILE.sub("#", " ".join(message.split()))
+    return hashlib.sha256(f"{check_id}\0{path}\0{logical}\0{normal}".encode()).hexdigest()[:32]
+
+
 def _rule(spec: CheckSpec, severity: str, findings: list[Finding]) -> dict[str, Any]:
     """The ``reportingDescriptor`` of one check."""
     title = spec.title
@@ -217,9 +232,11 @@ def _result(finding: Finding, spec: CheckSpec, rule_index: int, anchors: _Anchor
         "message": {"text": text},
         "locations": [location],
     }
+    result["partialFingerprints"] = {FINGERPRINT: fingerprint(spec.id, path, logical,
+                                                             finding.message)}
     if logical:
         digest = hashlib.sha256(f"{spec.id}\0{logical}".encode()).hexdigest()[:16]
-        result["partialFingerprints"] = {"primaryLocationLineHash": f"{digest}:1"}
+        result["partialFingerprints"]["primaryLocationLineHash"] = f"{digest}:1"
     if suppressed(finding):
         result["suppressions"] = [{"kind": "external", "status": "accepted",
                                    "justification": finding.skipped}]

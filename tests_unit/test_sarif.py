@@ -354,7 +354,9 @@ def test_logical_results_get_their_own_fingerprint(log: dict[str, Any], project:
     assert env != git and re.fullmatch(r"[0-9a-f]{16}:1", env)
     again = results_by_message(sarif.render(findings(), project_dir=project, version="9"))
     assert again[".env is in the image"]["partialFingerprints"]["primaryLocationLineHash"] == env
-    assert "partialFingerprints" not in by_msg["ENV DB_PASSWORD looks secret and has a literal value"]
+    line_result = by_msg["ENV DB_PASSWORD looks secret and has a literal value"]
+    assert "primaryLocationLineHash" not in line_result["partialFingerprints"]  # the action's
+    assert re.fullmatch(r"[0-9a-f]{32}", line_result["partialFingerprints"][sarif.FINGERPRINT])
 
 
 def test_uris_follow_the_source_root(project: Path, repo: Path) -> None:
@@ -392,3 +394,20 @@ def test_write_makes_the_folder_and_round_trips(log_file: Path, project: Path) -
                             files={"dockerfile": project / "Dockerfile",
                                    "compose": project / "compose.yml"})
     assert written == rendered
+
+
+def test_partial_fingerprints_are_stable_across_runs() -> None:
+    """Every result carries imagegate's fingerprint: the same finding in a rerun (another port,
+    duration, image id) keeps it, so code scanning tracks one alert; another message or place
+    gets another."""
+    from imagegate.sarif import fingerprint
+
+    first = fingerprint("IG-FLASK-DEBUGGER", "compose.yaml", "",
+                        "the Werkzeug debugger answers through 127.0.0.1:33001 (1.2s)")
+    rerun = fingerprint("IG-FLASK-DEBUGGER", "compose.yaml", "",
+                        "the Werkzeug debugger answers through 127.0.0.1:41877 (0.9s)")
+    assert first == rerun
+    assert first != fingerprint("IG-FLASK-DEBUGGER", "compose.yaml", "",
+                                "the Werkzeug debugger answers from inside the network")
+    assert first != fingerprint("IG-FLASK-DEBUGGER", "docker-compose.yml", "",
+                                "the Werkzeug debugger answers through 127.0.0.1:33001 (1.2s)")
