@@ -232,7 +232,7 @@ def _result(finding: Finding, spec: CheckSpec, rule_index: int, anchors: _Anchor
         "message": {"text": text},
         "locations": [location],
     }
-    result["partialFingerprints"] = {FINGERPRINT: fingerprint(spec.id, path, logical,
+    result["partialFingerprints"] = {FINGERPRINT: fingerprint(spec.id, str(path), logical,
                                                              finding.message)}
     if logical:
         digest = hashlib.sha256(f"{spec.id}\0{logical}".encode()).hexdigest()[:16]
