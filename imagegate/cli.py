@@ -13,7 +13,7 @@ from typing import Any
 
 from . import __version__
 from . import settings as settings_mod
-from .errors import ImagegateError, UsageError
+from .errors import ImagegateError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -27,14 +27,8 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--project-dir", default=".", metavar="DIR",
                         help="project to gate (reads its pyproject's [tool.imagegate])")
         group = sp.add_argument_group("settings (override [tool.imagegate] and IMAGEGATE_*)")
-        for key in settings_mod.FLAG_KEYS:
-            if key == "report_dir" and sp.prog.split()[-1] != "gate":
-                continue
-            group.add_argument(f"--{key.replace('_', '-')}", dest=key, metavar=key.upper(),
-                               action="append" if key in MULTI else "store",
-                               type=str if key in MULTI else _setting_type(key),
-                               choices=settings_mod.CHOICES.get(key),
-                               help=settings_mod.HELP.get(key))
+        gate_only = frozenset() if sp.prog.split()[-1] == "gate" else frozenset({"report_dir"})
+        settings_mod.add_flags(group.add_argument, "--", skip=gate_only)
 
     gate = sub.add_parser("gate", help="lint → bases → build → image → stack [→ push]")
     project_flags(gate)
@@ -69,25 +63,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-#: Settings a flag may give several times (``--ignore A --ignore B``; ``--severity ID=LEVEL``).
-MULTI = {"ignore", "severity", "build_args", "bases", "locks", "unit_tests", "image_tests",
-         "flask_routes_ignore",
-         "stack_tests"}
-
-
-def _setting_type(key: str) -> Any:
-    """argparse type for ``--KEY``: the setting's own coercion, a clean usage error on failure."""
-    def parse(value: str) -> Any:
-        flag = f"--{key.replace('_', '-')}"
-        try:
-            coerced = settings_mod._coerce(key, value, flag)
-            settings_mod.check_value(key, coerced, flag)
-            return coerced
-        except ImagegateError as exc:
-            raise argparse.ArgumentTypeError(exc.message) from None
-    return parse
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     args = parser().parse_args(argv)
@@ -107,17 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _settings(args: argparse.Namespace) -> settings_mod.Settings:
     """Resolve settings for a project command from flags over config (discovery comes later)."""
-    overrides: dict[str, Any] = {"image": getattr(args, "image", None)}
-    for key in settings_mod.FLAG_KEYS:
-        value = getattr(args, key, None)
-        if key in ("severity", "build_args") and value:
-            bad = [v for v in value if "=" not in v]
-            if bad:
-                raise UsageError(f"--{key.replace('_', '-')} {bad[0]}: expected NAME=VALUE")
-            value = dict(v.split("=", 1) for v in value)
-        elif isinstance(value, list):
-            value = tuple(value)
-        overrides[key] = value
+    overrides: dict[str, Any] = {"image": getattr(args, "image", None),
+                                 **settings_mod.flag_overrides(vars(args))}
     return settings_mod.load(args.project_dir, overrides)
 
 

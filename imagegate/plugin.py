@@ -11,7 +11,6 @@ when the project configures imagegate or a flag asks for it.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import glob
 import json
@@ -145,18 +144,6 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _option_type(key: str) -> Callable[[str], Any]:
-    """argparse type for ``--imagegate-<key>``: validated at parse time, kept as text."""
-    def parse(value: str) -> str:
-        flag = f"--imagegate-{key.replace('_', '-')}"
-        try:
-            settings_mod.check_value(key, settings_mod._coerce(key, value, flag), flag)
-        except ImagegateError as exc:
-            raise argparse.ArgumentTypeError(exc.message) from None
-        return value
-    return parse
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Register the imagegate options: one per setting (generated), plus the run's own."""
     group = parser.getgroup("imagegate", "imagegate: gate a Flask service's Docker image")
@@ -173,27 +160,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--imagegate-stage", metavar="NAME", help="the gate stage this run is")
     group.addoption("--imagegate-skip-generic", action="store_true",
                     help="deselect imagegate's generic checks (the gate runs them on their own)")
-    for key in settings_mod.FLAG_KEYS:
-        multi = key in ("ignore", "severity", "build_args", "bases", "locks", "unit_tests",
-                        "image_tests", "stack_tests")
-        group.addoption(f"--imagegate-{key.replace('_', '-')}", dest=f"imagegate_{key}",
-                        metavar=key.upper(), action="append" if multi else "store",
-                        type=_option_type(key) if not multi else str,
-                        help=settings_mod.HELP.get(key, key))
+    settings_mod.add_flags(group.addoption, "--imagegate-", "imagegate_")
 
 
 def _overrides(config: pytest.Config) -> dict[str, Any]:
     """The ``--imagegate-<key>`` flags given, as settings overrides."""
-    out: dict[str, Any] = {"image": config.option.imagegate_image}
-    for key in settings_mod.FLAG_KEYS:
-        value = getattr(config.option, f"imagegate_{key}", None)
-        if isinstance(value, list):
-            if key in ("severity", "build_args"):
-                value = dict(v.split("=", 1) for v in value if "=" in v)
-            else:
-                value = tuple(value)
-        out[key] = value
-    return out
+    given = {key: getattr(config.option, f"imagegate_{key}", None)
+             for key in settings_mod.FLAG_KEYS}
+    return {"image": config.option.imagegate_image, **settings_mod.flag_overrides(given)}
 
 
 def _resolve(config: pytest.Config) -> Settings:

@@ -173,6 +173,66 @@ HELP = {
 #: Settings that make no sense as a flag (tables: pyproject or env only).
 NOT_FLAGS = {"http_checks", "run_env"}
 FLAG_KEYS = tuple(sorted(KEYS - NOT_FLAGS))
+#: Settings a flag may give several times (``--ignore A --ignore B``).
+MULTI = frozenset({"ignore", "severity", "build_args", "bases", "locks", "unit_tests",
+                   "image_tests", "stack_tests", "flask_routes_ignore"})
+#: Of those, the ones given as ``NAME=VALUE`` (``--severity IG-LABELS=error``).
+PAIRS = frozenset({"severity", "build_args"})
+
+
+def add_flags(add: Any, prefix: str, dest_prefix: str = "", *,
+              skip: frozenset[str] = frozenset()) -> None:
+    """Declare one flag per setting with ``add`` (argparse's ``add_argument`` for the CLI,
+    pytest's ``addoption`` for the plugin): the same names after ``prefix``, the same help and
+    choices, and one parser (:func:`flag_value`) so both refuse the same values the same way."""
+    for key in FLAG_KEYS:
+        if key in skip:
+            continue
+        add(f"{prefix}{key.replace('_', '-')}", dest=f"{dest_prefix}{key}", metavar=key.upper(),
+            action="append" if key in MULTI else "store", type=flag_type(key, prefix),
+            choices=CHOICES.get(key) if key not in MULTI else None, help=HELP.get(key, key))
+
+
+def flag_type(key: str, prefix: str = "--") -> Any:
+    """The argparse ``type`` of one setting's flag: :func:`flag_value`, its UsageError turned
+    into argparse's own error (the line names the flag)."""
+    import argparse
+
+    def parse(value: str) -> Any:
+        try:
+            return flag_value(key, value, f"{prefix}{key.replace('_', '-')}")
+        except UsageError as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+    return parse
+
+
+def flag_value(key: str, value: str, flag: str) -> Any:
+    """One flag's value in the setting's type, checked; a repeatable flag's one item (``NAME=
+    VALUE`` for :data:`PAIRS`). A bad value is a one-line UsageError naming ``flag``."""
+    if key in PAIRS:
+        name, eq, given = value.partition("=")
+        if not eq or not name.strip():
+            raise UsageError(f"{flag} {value}: expected NAME=VALUE")
+        if key == "severity":
+            check_value(key, {name.strip(): given.strip()}, flag)
+        return f"{name.strip()}={given.strip()}"
+    if key in MULTI:
+        return value.strip()
+    coerced = _coerce(key, value, flag)
+    check_value(key, coerced, flag)
+    return coerced
+
+
+def flag_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The flags given (``{key: value or [items]}`` as argparse left them) as settings
+    overrides: repeatable items to a tuple, :data:`PAIRS` to a mapping."""
+    out: dict[str, Any] = {}
+    for key in FLAG_KEYS:
+        value = values.get(key)
+        if isinstance(value, list):
+            value = (dict(v.split("=", 1) for v in value) if key in PAIRS else tuple(value))
+        out[key] = value
+    return out
 
 
 def load(project_dir: Path | str = ".", overrides: Mapping[str, Any] | None = None,

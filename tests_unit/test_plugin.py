@@ -158,3 +158,26 @@ def test_markers_are_registered(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.imagegate_check*", "@pytest.mark.image:*",
                                  "@pytest.mark.stack:*"])
+
+
+@pytest.mark.parametrize(("flag", "says"), [
+    ("severity=IG-LABELS", "severity IG-LABELS: expected NAME=VALUE"),
+    ("build-args=NOEQUALS", "build-args NOEQUALS: expected NAME=VALUE"),
+    ("layer-budget=many", "layer-budget: bad value 'many'"),
+    ("profile=strict", "expected one of baseline, hardened"),
+])
+def test_one_parser_for_both_faces(pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str],
+                                   flag: str, says: str) -> None:
+    """A bad flag is refused the same way by the plugin (`--imagegate-KEY`) and the CLI
+    (`--KEY`): both are declared from the settings by one function with one parser (a
+    `--imagegate-severity X` without `=` was silently dropped by the plugin)."""
+    from imagegate import cli
+
+    _checks_project(pytester, "")
+    result = pytester.runpytest(f"--imagegate-{flag}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert says in result.stderr.str(), result.stderr.str()
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["lint", "--project-dir", str(pytester.path), f"--{flag}"])
+    assert caught.value.code == 2
+    assert says in capsys.readouterr().err
