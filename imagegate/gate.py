@@ -105,10 +105,28 @@ class Gate:
             self.result.exit_code = max((2 if s.status == "error" else 1 for s in failed),
                                         default=0)
             self.result.settings = settings_mod.describe(self.s)
+            self._fold()
             paths = report.write_all(self.result, self.out_dir, project_dir=self.s.project_dir,
                                      files=self._report_files())
             self._say("report: " + " ".join(str(p) for p in paths.values()), force=True)
         return self.result
+
+    def _fold(self) -> None:
+        """One fix, one finding (:func:`verdict.fold`) across the stages, before the reports;
+        says on the console what was folded into what."""
+        folded = verdict.fold(self.result.findings)
+        mapping = {id(old): new for old, new in zip(self.result.findings, folded, strict=True)}
+        self.result.findings = folded
+        for stage in self.result.stages:
+            stage.findings = [mapping.get(id(f), f) for f in stage.findings]
+        merged: dict[str, list[str]] = {}
+        for f in folded:
+            if f.skipped.startswith("folded into "):
+                merged.setdefault(f.skipped.split(":")[0].removeprefix("folded into "),
+                                  []).append(f.check_id)
+        for lead, others in merged.items():
+            self._say(f"one fix, one finding: {', '.join(dict.fromkeys(others))} reported as "
+                      f"{lead} (the strongest evidence)", force=True)
 
     def _report_files(self) -> dict[str, Path]:
         """The project files report locations point into (SARIF)."""

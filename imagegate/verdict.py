@@ -128,3 +128,46 @@ def by_outcome(findings: Iterable[Finding], fail_on: str) -> Mapping[str, list[F
         else:
             groups["info" if f.severity == "info" else "warning"].append(f)
     return groups
+
+
+#: Checks that see one defect from different evidence, strongest evidence first (a proof at
+#: run time, then the image's files and config, then the Dockerfile's text): one edit fixes
+#: them all, so a report shows them as one finding.
+SAME_DEFECT: tuple[tuple[str, ...], ...] = (
+    ("IG-CMD-EXEC", "IG-LINT-CMD-SHELL", "DL3025"),
+    ("IG-HEALTHCHECK", "IG-LINT-HEALTHCHECK-MISSING"),
+    ("IG-RUN-APP-NOT-WRITABLE", "IG-APP-NOT-WRITABLE"),
+    ("IG-RUN-USER-NONROOT", "IG-USER-NONROOT", "IG-LINT-USER-ROOT", "IG-LINT-USER-MISSING",
+     "DL3002"),
+)
+
+
+def fold(findings: Iterable[Finding]) -> list[Finding]:
+    """One finding per defect (see :data:`SAME_DEFECT`): where checks of one group failed, the
+    first failure of the strongest evidence stands for them all — its severity the group's
+    highest, its message naming the others and where they saw it — and each other failure stays
+    in the list as a skipped finding that says which one it was folded into, so every report
+    still accounts for every check. Findings outside the groups are returned unchanged."""
+    found = list(findings)
+    out = list(found)
+    for group in SAME_DEFECT:
+        failing = [f for f in found if f.check_id in group and not f.ok and not f.skipped]
+        ids = {f.check_id for f in failing}
+        if len(ids) < 2:
+            continue
+        lead_id = next(cid for cid in group if cid in ids)
+        lead = next(f for f in failing if f.check_id == lead_id)
+        others = [f for f in failing if f.check_id != lead_id]
+        worst = max((f.severity or "error" for f in [lead, *others]),
+                    key=lambda s: catalogue.RANK.get(s, 3))
+        named = ", ".join(dict.fromkeys(
+            f"{f.check_id}" + (f" [{f.where}]" if f.where else "") for f in others))
+        merged = replace(lead, severity=worst,
+                         message=f"{lead.message} (one fix; also seen as {named})")
+        for index, f in enumerate(out):
+            if f is lead:
+                out[index] = merged
+            elif f in others:
+                out[index] = replace(f, ok=True, skipped=f"folded into {lead_id}: the same "
+                                     "defect, reported once at the strongest evidence")
+    return out

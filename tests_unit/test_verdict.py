@@ -193,3 +193,30 @@ def test_docs_tables_are_generated() -> None:
     assert catalogue.markdown() in checks and settings.markdown() in settings_page
     for text in (checks, settings_page):
         assert docs.render(text) == text, "docs tables are stale: run `make docs`"
+
+
+def test_one_fix_one_finding() -> None:
+    """A shell-form CMD seen by the image's config, the lint and hadolint is one finding at the
+    strongest evidence, naming the others, at the group's highest severity; the others stay as
+    skips saying where they went; a group with one failing check and other checks are left."""
+    from imagegate.verdict import fold
+
+    found = [
+        Finding("DL3025", False, "Use arguments JSON notation", "Dockerfile:54", severity="warning"),
+        Finding("IG-LINT-CMD-SHELL", False, "CMD is in shell form", "Dockerfile:54",
+                severity="error"),
+        Finding("IG-CMD-EXEC", False, "Cmd is shell form", "Config.Cmd", severity="warning"),
+        Finding("IG-HEALTHCHECK", False, "no HEALTHCHECK", "Config.Healthcheck",
+                severity="warning"),
+        Finding("IG-LABELS", False, "title missing", "Config.Labels", severity="warning"),
+    ]
+    folded = fold(found)
+    lead = folded[2]
+    assert (lead.check_id, lead.severity, lead.ok) == ("IG-CMD-EXEC", "error", False)
+    assert lead.message == ("Cmd is shell form (one fix; also seen as DL3025 [Dockerfile:54], "
+                            "IG-LINT-CMD-SHELL [Dockerfile:54])")
+    assert [(f.check_id, f.ok, f.skipped.split(":")[0]) for f in folded[:2]] == [
+        ("DL3025", True, "folded into IG-CMD-EXEC"),
+        ("IG-LINT-CMD-SHELL", True, "folded into IG-CMD-EXEC")]
+    assert folded[3:] == found[3:]  # IG-HEALTHCHECK alone in its group; IG-LABELS in none
+    assert [f for f in folded if not f.ok and not f.skipped] == [lead, *found[3:]]
