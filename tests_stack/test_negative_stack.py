@@ -48,7 +48,9 @@ def judge_compose(project: Path) -> list[Finding]:
                        env={"SECRET_KEY": "x" * 32, "APP_IMAGE": "imagegate/app:local"})
     recorded: list[Finding] = []
     checks = generic_stack.TestComposeFile()
-    checks.test_IG_STACK_SOURCE_MOUNT(model, Settings(project_dir=project), recorded.extend)
+    # web runs ${APP_IMAGE} (no build:): it is judged as the web service, as the gate resolves it
+    checks.test_IG_STACK_SOURCE_MOUNT(model, Settings(project_dir=project, web_service="web"),
+                                      recorded.extend)
     checks.test_IG_STACK_LOOPBACK_ONLY(model, recorded.extend)
     checks.test_IG_STACK_NOT_PRIVILEGED(model, recorded.extend)
     return recorded
