@@ -563,6 +563,8 @@ class BuildKitBuilder:
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait()
+                if proc.stdout is not None:
+                    proc.stdout.close()  # else a ResourceWarning under the user's -W error
             tail = "\n".join(parsed.lines[-LOG_TAIL:])
             if expired.is_set():
                 raise BuildFailed(f"{name}: build timed out after {request.timeout:g}s", detail=tail)

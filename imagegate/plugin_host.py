@@ -25,3 +25,41 @@ def host(request: pytest.FixtureRequest, _testinfra_host: Any) -> Any:
     if in_image_suite(request):
         return request.getfixturevalue("app_host")
     return _testinfra_host
+
+
+@pytest.fixture(scope="session")
+def app_sockets(ready_container: Any) -> Any:
+    """The web container's listening TCP sockets (``Socket(address, port)``), read from outside
+    it: where testinfra's ``host.socket()`` needs ``ss`` or ``netstat`` in the image (a slim or
+    distroless image has neither), this reads the container's ``/proc/net/tcp*`` the way the
+    generic checks do::
+
+        def test_listens(app_sockets):
+            assert any(s.port == 8000 and not s.loopback_only for s in app_sockets)
+
+    Skips with the reason when they cannot be read (a remote engine and no ``cat`` in the
+    image). Override it to read them another way."""
+    from . import runtime
+
+    found = runtime.listening_sockets(ready_container.container)
+    if isinstance(found, runtime.Skip):
+        pytest.skip(found.reason)
+    return found
+
+
+@pytest.fixture(scope="session")
+def app_processes(ready_container: Any) -> Any:
+    """The web container's processes (``Proc(pid, uid, command)``), from the engine's view
+    (this host's ``/proc``, else ``docker top``): where testinfra's ``host.process`` needs ``ps``
+    in the image::
+
+        def test_no_root_process(app_processes):
+            assert all(p.uid != 0 for p in app_processes)
+
+    Skips with the reason when they cannot be read."""
+    from . import runtime
+
+    found = runtime.process_uids(ready_container.container)
+    if isinstance(found, runtime.Skip):
+        pytest.skip(found.reason)
+    return found

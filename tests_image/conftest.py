@@ -10,6 +10,7 @@ import pytest
 
 from imagegate import build, pipeline
 from imagegate.errors import ImagegateError
+from testsupport.fixtures import python_slim_image  # noqa: F401
 
 
 @pytest.fixture(scope="session")
