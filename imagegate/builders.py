@@ -25,6 +25,7 @@ from .dockerfile import parse
 from .engine import IMAGE_LABEL
 from .errors import BuildFailed, ImagegateError, UsageError
 from .proc import run
+from .text import one_line
 
 LOG_TAIL = 25
 Progress = Callable[[str], None]
@@ -292,11 +293,11 @@ def explain(request: BuildRequest, failure: Failure, log: Sequence[str],
     told = [line.strip() for line in failure.output
             if line.strip() and not line.strip().startswith("[notice]")]
     code = EXIT_CODE.search(failure.error)
-    where = _short(failure.where, 100) or "build"
+    where = one_line(failure.where, 100) or "build"
     if code and told:
-        message = f"{name}: {where} failed (exit code {code.group(1)}): {_short(told[-1], 200)}"
+        message = f"{name}: {where} failed (exit code {code.group(1)}): {one_line(told[-1], 200)}"
     else:
-        message = f"{name}: {where} failed: {_short(failure.error, 300)}"
+        message = f"{name}: {where} failed: {one_line(failure.error, 300)}"
     runs = failure.where.partition("] ")[2].startswith("RUN")  # only RUN uses the build network
     if request.network == "none" and runs and is_network_error([*failure.output, failure.error]):
         message += ("; the build ran with no network (hermetic = true): set hermetic = false, or "
@@ -339,13 +340,8 @@ def _syntax_failure(request: BuildRequest, failure: Failure) -> str | None:
     fetching = failure.where.startswith(("resolve image config for", "docker-image://"))
     if not (fetching and image in failure.where):
         return None
-    return frontend_message(request, _short(failure.error, 240))
+    return frontend_message(request, one_line(failure.error, 240))
 
-
-def _short(text: str, limit: int) -> str:
-    """``text`` on one line, cut to ``limit`` characters."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # -- the builders -----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from . import hosts
 from .engine import session_labels
 from .errors import ImagegateError
 from .proc import StopWaiting, WaitTimeout, wait_until
+from .text import one_line
 
 POLL = 0.2  # seconds between looks at the container while waiting
 LOG_LINES = 20  # log lines a failure carries
@@ -223,7 +224,7 @@ class RunningContainer:
         what = "restarted after exit" if restarted else "exited"
         oom = " (OOM killed)" if state.get("OOMKilled") else ""
         raise ContainerFailed(
-            f"container {self.name} {what} {code}{oom}: {_one_line(last)}",
+            f"container {self.name} {what} {code}{oom}: {one_line(last)}",
             detail=f"{_state_line(attrs)}\nlast {LOG_LINES} log lines:\n{tail or '(empty)'}",
             status=code if isinstance(code, int) else None)
 
@@ -233,7 +234,7 @@ class RunningContainer:
         if not entries:
             return "(no probe output)"
         e = entries[-1]
-        return f"probe exit {e.get('ExitCode')}: {_one_line(e.get('Output', '')) or '(no output)'}"
+        return f"probe exit {e.get('ExitCode')}: {one_line(e.get('Output', '')) or '(no output)'}"
 
     def _diagnostic_text(self) -> str:
         """:meth:`diagnostics` as one text (an error's detail)."""
@@ -299,7 +300,7 @@ def engine_reason(exc: Any) -> str:
         reason = found.group(0)
         return re.sub(r": unknown$", "", reason).strip()
     text = re.sub(r"^.*caused:\s*", "", text)
-    return _one_line(re.sub(r": unknown$", "", text.strip()))
+    return one_line(re.sub(r": unknown$", "", text.strip()))
 
 
 def _health_status(attrs: Mapping[str, Any]) -> str:
@@ -326,11 +327,6 @@ def _state_line(attrs: Mapping[str, Any]) -> str:
             f"oom={state.get('OOMKilled')} restarts={attrs.get('RestartCount', 0)} "
             f"health={(state.get('Health') or {}).get('Status', 'none')}{error}")
 
-
-def _one_line(text: str, width: int = 160) -> str:
-    """``text`` on one line, cut to ``width`` characters."""
-    one = " ".join(str(text).split())
-    return one if len(one) <= width else one[: width - 1] + "…"
 
 
 def _ref(image: str) -> str:

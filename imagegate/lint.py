@@ -23,6 +23,7 @@ from .dockerfile import Dockerfile, Instruction, _expand, _words, assignments, p
 from .errors import UsageError
 from .findings import Finding, drop_ignored, secret_problem
 from .proc import run
+from .text import one_line
 
 #: The checks :func:`extra_checks` adds (id → what is expected), from the catalogue.
 LINT_CHECKS: dict[str, str] = {cid: CATALOGUE[cid].title for cid in stage_ids("lint")
@@ -127,7 +128,7 @@ def _final_stage(df: Dockerfile, path: str) -> list[Finding]:
         cmd = last.get(key)
         if cmd is not None and cmd.exec_form is None:
             out.append(Finding("IG-LINT-CMD-SHELL", False,
-                               f"{key} is in shell form ({_short(cmd.rest)}): /bin/sh becomes "
+                               f"{key} is in shell form ({one_line(cmd.rest, 40)}): /bin/sh becomes "
                                f"PID 1 and swallows SIGTERM (expected exec form {key} [\"…\"])",
                                where=f"{path}:{cmd.line}"))
     health = last.get("HEALTHCHECK")
@@ -193,11 +194,6 @@ def _add_url(df: Dockerfile, path: str) -> list[Finding]:
                                where=f"{path}:{ins.line}"))
     return out
 
-
-def _short(text: str, width: int = 40) -> str:
-    """``text`` on one line, cut to ``width`` characters."""
-    one = " ".join(text.split())
-    return one if len(one) <= width else one[: width - 1] + "…"
 
 
 def _line(where: str) -> int:

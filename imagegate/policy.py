@@ -30,6 +30,7 @@ from .engine import STATE_DIR, write_atomic
 from .findings import Finding, credential_kind, secret_problem
 from .layers import FileInfo, Keep, read_saved
 from .settings import Settings
+from .text import one_line
 
 Check = Callable[["ImageFacts", Settings], "Finding | list[Finding]"]
 #: id → check function; the first docstring line is the check's description.
@@ -325,9 +326,9 @@ def healthcheck(facts: ImageFacts, settings: Settings) -> Finding:
     if test[0] == "NONE":
         return Finding(cid, False, f"HEALTHCHECK NONE disables the health check {expected}", where)
     if test[0] == "CMD-SHELL":
-        return Finding(cid, False, f"HEALTHCHECK is shell form ({_short(' '.join(test[1:]))}): "
+        return Finding(cid, False, f"HEALTHCHECK is shell form ({one_line(' '.join(test[1:]), 40)}): "
                        f"it needs /bin/sh {expected}", where)
-    return Finding(cid, True, f"HEALTHCHECK {_short(' '.join(test[1:]))}", where)
+    return Finding(cid, True, f"HEALTHCHECK {one_line(' '.join(test[1:]), 40)}", where)
 
 
 @check("IG-CMD-EXEC")
@@ -341,9 +342,9 @@ def cmd_exec(facts: ImageFacts, settings: Settings) -> Finding:
     if not argv:
         return Finding(cid, False, "no CMD or ENTRYPOINT (expected an exec-form CMD)", where)
     if argv[0] in SHELLS and len(argv) > 1 and argv[1] == "-c":
-        return Finding(cid, False, f"{key} is shell form ({_short(' '.join(argv))}): /bin/sh is "
+        return Finding(cid, False, f"{key} is shell form ({one_line(' '.join(argv), 40)}): /bin/sh is "
                        "PID 1 and swallows SIGTERM (expected exec form [\"…\"])", where)
-    return Finding(cid, True, f"{key} {_short(' '.join(argv))}", where)
+    return Finding(cid, True, f"{key} {one_line(' '.join(argv), 40)}", where)
 
 
 @check("IG-CMD-EXISTS")
@@ -367,10 +368,10 @@ def cmd_exists(facts: ImageFacts, settings: Settings) -> Finding:
                            "knowable without running it", where)
         inner = find_program(facts, word)
         if inner.problem:
-            return Finding(cid, False, f'{key} runs "{argv[0]} -c {_short(argv[2], 30)}", '
+            return Finding(cid, False, f'{key} runs "{argv[0]} -c {one_line(argv[2], 30)}", '
                            f'whose command "{word}" {inner.problem}', where)
         shown += f'; its command "{word}" ({inner.describe()})'
-    return Finding(cid, True, _short(shown, 200), where)
+    return Finding(cid, True, one_line(shown, 200), where)
 
 
 @check("IG-PORT-EXPOSED")
@@ -876,16 +877,11 @@ def created_by(entry: Mapping[str, Any], width: int = 60) -> str:
         text = text.removeprefix("/bin/sh -c #(nop) ").strip()
     elif text.startswith("/bin/sh -c "):
         text = "RUN " + text.removeprefix("/bin/sh -c ")
-    return _short(text or f"(imported: {entry.get('Comment') or 'no history'})", width)
+    return one_line(text or f"(imported: {entry.get('Comment') or 'no history'})", width)
 
 
 _created_by = created_by  # the name tests_unit/test_policy.py imports
 
-
-def _short(text: str, width: int = 40) -> str:
-    """``text`` on one line, cut to ``width`` characters."""
-    one = " ".join(text.split())
-    return one if len(one) <= width else one[: width - 1] + "…"
 
 
 # --- IG-CA-BUNDLE: the CAs an image on imagegate's bases trusts ----------------------------------

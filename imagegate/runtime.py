@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 
 from .container import engine_reason
 from .engine import STATE_DIR, write_atomic
+from .text import one_line
 
 PIP_ZIP = "/tmp/imagegate-pip.zip"
 #: Where pip's zip goes when the root filesystem is read-only (tmpfs mounts, /dev/shm last).
@@ -233,7 +234,7 @@ def process_uids(container: Any) -> list[Proc] | Skip:
             return procs
         why = f"docker top gave no usable rows ({top.get('Titles')})"
     except Exception as exc:  # the engine host's ps may lack -o, or the container stopped
-        why = f"docker top failed: {_one_line(engine_reason(exc))}"
+        why = f"docker top failed: {one_line(engine_reason(exc))}"
     pids = host_pids(container)
     if isinstance(pids, Skip):
         return Skip(f"{why}; and {pids.reason}")
@@ -291,7 +292,7 @@ def read_file(container: Any, path: str, *, limit: int = 1 << 20) -> bytes | Ski
         try:
             stream, _stat = container.get_archive(path)
         except Exception as exc:
-            return Skip(f"the container has no readable {path} ({_one_line(engine_reason(exc))})")
+            return Skip(f"the container has no readable {path} ({one_line(engine_reason(exc))})")
         data = b"".join(stream)
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
             member = tar.next()
@@ -325,7 +326,7 @@ def commands(container: Any) -> list[list[str]] | Skip:
         top = container.top(ps_args="-o pid,args")
     except Exception as exc:
         reason = pids.reason if isinstance(pids, Skip) else "no readable /proc/<pid>/cmdline"
-        return Skip(f"{reason}; and docker top failed: {_one_line(engine_reason(exc))}")
+        return Skip(f"{reason}; and docker top failed: {one_line(engine_reason(exc))}")
     rows = sorted((int(r[0]), str(r[-1]).split()) for r in top.get("Processes") or []
                   if str(r[0]).isdigit())
     return [argv for _, argv in rows if argv] or Skip("docker top lists no processes")
@@ -347,7 +348,7 @@ def server_interpreter(container: Any) -> str | Skip:
         if PYTHON.match(posixpath.basename(argv[0])):
             return _resolve_bare(container, argv[0])
     return Skip(f"no Python process in the container (its main process runs "
-                f"{_one_line(' '.join(found[0]), 80)!r})")
+                f"{one_line(' '.join(found[0]), 80)!r})")
 
 
 def pip_importable(container: Any, interpreter: str) -> bool | Skip:
@@ -383,7 +384,7 @@ def pip_check(container: Any, interpreter: str) -> tuple[bool, str] | Skip:
         # zip through an exec of the server's own interpreter into a tmpfs it can write.
         copied = _write_by_exec(container, interpreter, _pip_zip_bytes(), PIP_ZIP_DIRS)
         if isinstance(copied, Skip):
-            return Skip(f"cannot copy pip into the container: {_one_line(engine_reason(exc))}; "
+            return Skip(f"cannot copy pip into the container: {one_line(engine_reason(exc))}; "
                         f"{copied.reason}")
         where = copied
     result = run_python(container, interpreter, f"{where}/pip", "check",
@@ -460,7 +461,7 @@ def _write_by_exec(container: Any, interpreter: str, data: bytes,
         sock.close()
         code = api.exec_inspect(exec_id).get("ExitCode")
     except Exception as exc:
-        return Skip(f"cannot stream a file into the container: {_one_line(engine_reason(exc))}")
+        return Skip(f"cannot stream a file into the container: {one_line(engine_reason(exc))}")
     found = re.search(rb"IMAGEGATE-WROTE (\S+)", _demux(output))
     if code != 0 or found is None:
         return Skip(f"no directory of {', '.join(dirs)} is writable by the container's user "
@@ -512,7 +513,7 @@ def _exec(container: Any, argv: Sequence[str]) -> tuple[int, str] | Skip:
     try:
         result = container.exec_run(list(argv), stdout=True, stderr=True)
     except Exception as exc:
-        return Skip(f"cannot exec in the container: {_one_line(engine_reason(exc))}")
+        return Skip(f"cannot exec in the container: {one_line(engine_reason(exc))}")
     output = result.output or b""
     return int(result.exit_code if result.exit_code is not None else -1), \
         output.decode(errors="replace")
@@ -575,10 +576,5 @@ def _split_path(value: str) -> Iterable[str]:
 def _last_line(text: str) -> str:
     """The last non-empty line of ``text``, shortened."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return _one_line(lines[-1]) if lines else "(no output)"
+    return one_line(lines[-1]) if lines else "(no output)"
 
-
-def _one_line(text: str, width: int = 160) -> str:
-    """``text`` on one line, cut to ``width`` characters."""
-    one = " ".join(str(text).split())
-    return one if len(one) <= width else one[: width - 1] + "…"

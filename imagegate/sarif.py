@@ -39,6 +39,7 @@ from . import catalogue
 from .catalogue import CheckSpec
 from .dockerfile import parse
 from .findings import Finding, Location
+from .text import one_line
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/imagegate/imagegate"
@@ -179,7 +180,7 @@ def _rule(spec: CheckSpec, severity: str, findings: list[Finding]) -> dict[str, 
     title = spec.title
     if catalogue.HADOLINT_ID.match(spec.id):  # the catalogue only knows "hadolint DL3008"
         said = next((f.message for f in findings if f.check_id == spec.id and f.message), "")
-        title = re.sub(r"^(error|warning|info|style):\s*", "", _one_line(said)) or title
+        title = re.sub(r"^(error|warning|info|style):\s*", "", one_line(said, 1 << 30)) or title
     phrase, precision = EVIDENCE.get(spec.evidence, EVIDENCE["tests"])
     kind = spec.category or ("security" if spec.id in SECURITY else
             "maintainability" if spec.id in MAINTAINABILITY else "reliability")
@@ -219,7 +220,7 @@ def _result(finding: Finding, spec: CheckSpec, rule_index: int, anchors: _Anchor
         "artifactLocation": {"uri": anchors.uri(path), "uriBaseId": SRCROOT},
         "region": {"startLine": max(line, 1)},
     }}
-    text = _one_line(finding.message) or spec.title
+    text = one_line(finding.message, 1 << 30) or spec.title
     if logical:
         location["logicalLocations"] = [{"fullyQualifiedName": logical, "kind": "resource"}]
         shown = logical.split(":", 1)[1]
@@ -245,10 +246,6 @@ def _result(finding: Finding, spec: CheckSpec, rule_index: int, anchors: _Anchor
     result["properties"] = {k: v for k, v in properties.items() if v}
     return result
 
-
-def _one_line(text: str) -> str:
-    """``text`` with every run of whitespace (newlines too) made one space."""
-    return " ".join(text.split())
 
 
 class _Anchors:
