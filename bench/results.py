@@ -93,10 +93,11 @@ def machine_facts(cli: Any) -> dict[str, str]:
             pass
         return "?"
 
-    def git(*args: str) -> str:
-        out = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
-                             timeout=10, check=False)
-        return out.stdout.strip()
+    from functools import partial
+
+    from imagegate.proc import git as git_in
+
+    git = partial(git_in, ROOT)
 
     mem_kb = first("/proc/meminfo", "MemTotal").split()[0]
     version = cli.version()

@@ -9,7 +9,6 @@ BuildKit (CLI) — live in :mod:`imagegate.builders`; their types are re-exporte
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -174,15 +173,12 @@ CI_REVISION_VARS = ("GITHUB_SHA", "CI_COMMIT_SHA", "BUILDKITE_COMMIT", "CIRCLE_S
 def git_facts(project_dir: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Revision and commit time of the project's checkout (reproducible OCI labels); without a
     git checkout, the revision from the CI's variables (GITHUB_SHA, CI_COMMIT_SHA …)."""
-    env = os.environ if environ is None else environ
+    from functools import partial
 
-    def git(*args: str) -> str:
-        try:
-            out = subprocess.run(["git", "-C", str(project_dir), *args], capture_output=True,
-                                 text=True, timeout=10, check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            return ""
-        return out.stdout.strip() if out.returncode == 0 else ""
+    from .proc import git as git_in
+
+    env = os.environ if environ is None else environ
+    git = partial(git_in, project_dir)
 
     facts = {"VCS_REF": git("rev-parse", "HEAD"), "CREATED": git("log", "-1", "--format=%cI")}
     if not facts["VCS_REF"]:

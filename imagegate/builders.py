@@ -25,12 +25,12 @@ from .dockerfile import parse
 from .engine import IMAGE_LABEL
 from .errors import BuildFailed, ImagegateError, UsageError
 from .proc import run
+from .settings import PULL_POLICIES
 from .text import one_line
 
 LOG_TAIL = 25
 Progress = Callable[[str], None]
 BUILDERS = ("auto", "buildkit", "classic")
-PULL_POLICIES = ("missing", "never", "always")
 NETWORKS = ("default", "none")
 #: From this client version on, ``DOCKER_BUILDKIT=1 docker build`` needs the buildx plugin.
 BUILDX_REQUIRED_FROM = 23

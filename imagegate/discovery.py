@@ -150,7 +150,7 @@ def discover(project_dir: str | os.PathLike[str], given: SettingsLike, *,
     else:
         compose_path = compose.find_file(root)
         if compose_path is None:
-            no_compose = f"no compose file ({', '.join(compose.DEFAULT_FILES)})"
+            no_compose = compose.no_compose_file()
         else:
             values["compose_file"] = (_setting_path(compose_path, root), "found")
     interp = None

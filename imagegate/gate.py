@@ -292,8 +292,9 @@ class Gate:
         def action(stage: StageResult) -> None:
             if name == "stack" and not self.s.compose_file:
                 stage.status = "skipped"
-                stage.message = ("no compose file (compose.yaml, compose.yml, docker-compose.yaml, "
-                                 "docker-compose.yml): stack checks skipped; set compose_file")
+                from .compose import no_compose_file
+
+                stage.message = f"{no_compose_file()}: stack checks skipped; set compose_file"
                 return
             own = {"lint": self.s.unit_tests, "image": self.s.image_tests,
                    "stack": self.s.stack_tests}[name]

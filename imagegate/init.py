@@ -41,6 +41,7 @@ from typing import Any
 from . import __version__
 from .compose import DEFAULT_FILES as COMPOSE_FILES
 from .errors import CommandFailed, UsageError, WheelhouseError
+from .proc import git
 from .proc import run as run_cmd
 
 TEMPLATES = Path(__file__).parent / "templates" / "init"
@@ -991,24 +992,14 @@ def _metadata(root: Path, pyproject: Mapping[str, Any]) -> dict[str, str]:
     return {"title": clean(title), "description": clean(description), "source": clean(source)}
 
 
-def _git(root: Path, *args: str) -> str:
-    """A git command's output in ``root`` ("" when git fails or is missing)."""
-    try:
-        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                             timeout=10, check=False, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return out.stdout.strip() if out.returncode == 0 else ""
-
-
 def _in_git(root: Path) -> bool:
     """``root`` is inside a git work tree."""
-    return _git(root, "rev-parse", "--is-inside-work-tree") == "true"
+    return git(root, "rev-parse", "--is-inside-work-tree") == "true"
 
 
 def _git_remote(root: Path) -> str:
     """``origin``'s URL as https, without credentials ("" when there is none)."""
-    url = _git(root, "remote", "get-url", "origin")
+    url = git(root, "remote", "get-url", "origin")
     scp = re.fullmatch(r"[\w.-]+@([\w.-]+):(.+)", url)
     if scp:
         url = f"https://{scp.group(1)}/{scp.group(2)}"

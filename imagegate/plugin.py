@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from . import settings as settings_mod
+from .compose import GATE_HEALTH_INTERVAL_S
 from .engine import cleanup_session, ensure_engine, new_session_id
 from .errors import ImagegateError
 from .findings import Finding
@@ -555,12 +556,9 @@ def app_start(request: pytest.FixtureRequest, docker_client: Any, app_image: str
         yield started
 
 
-#: How often the gate's app container probes the image's HEALTHCHECK (its own command, timeout,
-#: retries and start period): the image's interval says when production marks it healthy. Every
-#: probe is an exec costing the engine ~0.1 s of CPU for as long as the container runs, so a
-#: faster interval slows a gate on a busy machine: a warm gate of this repo took 13.9 s (median
-#: of 5) probing every 0.5 s and 11.6 s probing every second, runs interleaved.
-HEALTH_INTERVAL_NS = 1_000_000_000
+#: How often the gate's app container probes the image's HEALTHCHECK (its own command,
+#: timeout, retries and start period): compose.GATE_HEALTH_INTERVAL_S, in nanoseconds.
+HEALTH_INTERVAL_NS = GATE_HEALTH_INTERVAL_S * 1_000_000_000
 
 
 def fast_healthcheck(image_attrs: Mapping[str, Any]) -> dict[str, Any]:

@@ -35,8 +35,9 @@ def stack_files(imagegate_settings: Settings) -> list[Path]:
     Override to add an overlay, e.g. ``return [*base, Path("compose.ci.yml")]``.
     """
     if not imagegate_settings.compose_file:
-        pytest.skip("no compose file (compose.yaml, compose.yml, docker-compose.yaml, "
-                    "docker-compose.yml): set compose_file to test a stack")
+        from .compose import no_compose_file
+
+        pytest.skip(f"{no_compose_file()}: set compose_file to test a stack")
     return [imagegate_settings.path(imagegate_settings.compose_file)]
 
 

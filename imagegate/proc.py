@@ -85,3 +85,14 @@ def wait_until(
             seen = describe() if describe else last
             raise WaitTimeout(f"{what}: not true after {timeout:g}s (last seen: {seen})")
         time.sleep(min(interval, remaining))
+
+
+def git(root: str | os.PathLike[str], *args: str, timeout: float = 10) -> str:
+    """``git -C root args…``'s output, stripped; "" when git fails, times out or is missing
+    (callers ask facts a checkout may not have: a revision, a remote)."""
+    try:
+        out = subprocess.run(["git", "-C", os.fspath(root), *args], capture_output=True,
+                             text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""

@@ -37,6 +37,7 @@ from typing import Any
 
 from . import catalogue
 from .catalogue import CheckSpec
+from .compose import DEFAULT_FILES
 from .dockerfile import parse
 from .findings import Finding, Location
 from .text import one_line
@@ -47,7 +48,7 @@ SRCROOT = "%SRCROOT%"
 #: Our severities → SARIF levels.
 LEVELS = {"error": "error", "warning": "warning", "info": "note"}
 #: The Compose spec's file names, in its order of preference.
-COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+COMPOSE_NAMES = DEFAULT_FILES  # the Compose spec's names, in compose's order
 
 #: How sure a check is, by what it looked at (STYLE: a proved defect outranks a guess from text).
 EVIDENCE = {

@@ -117,9 +117,11 @@ class Settings:
 
 
 KEYS = {f.name for f in fields(Settings)} - {"project_dir", "sources", "image", "push"}
+#: The pull policies (docker's own): pull a FROM or service image that is absent, never, always.
+PULL_POLICIES = ("missing", "never", "always")
 CHOICES = {
     "builder": ("auto", "buildkit", "classic"),
-    "pull": ("missing", "never", "always"),
+    "pull": PULL_POLICIES,
     "profile": ("baseline", "hardened"),
     "fail_on": ("error", "warning", "info"),
 }

@@ -33,6 +33,7 @@ from .compose import (  # noqa: F401  (compose_command: re-exported, callers use
     Model,
     compose_argv,
     compose_command,
+    existing,
     first_line,
     label_override,
     process_env,
@@ -41,6 +42,7 @@ from .engine import cleanup_session, session_labels
 from .errors import StackNotHealthy, UsageError
 from .probe import Answer, Probe, ProbeError, running_probe
 from .proc import StopWaiting, WaitTimeout, run, wait_until
+from .settings import PULL_POLICIES
 
 #: Seconds a stack's containers get to stop when the stack is taken down after its tests: none.
 #: Teardown is not a shutdown test (the fault tests stop containers on purpose and watch); its
@@ -49,7 +51,6 @@ from .proc import StopWaiting, WaitTimeout, run, wait_until
 TEARDOWN_GRACE = 0
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
-PULL_POLICIES = ("missing", "never", "always")
 #: Seconds between looks at the stack's containers while it comes up (a crash is named within).
 WATCH = 0.5
 #: Restarts after which a service counts as crash-looping (one or two are a start-up race with a
@@ -487,10 +488,7 @@ def running_stack(
     """
     if pull not in PULL_POLICIES:
         raise UsageError(f"pull {pull!r}: expected one of {', '.join(PULL_POLICIES)}")
-    files = [Path(f).resolve() for f in compose_files]
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        raise UsageError(f"compose file not found: {', '.join(missing)}")
+    files = existing(compose_files)
     tmp = Path(tempfile.mkdtemp(prefix=f"imagegate-{project}-"))
     try:
         if env_file is None:
