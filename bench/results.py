@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import platform
-import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
