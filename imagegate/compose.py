@@ -59,7 +59,7 @@ def compose_command() -> list[str]:
     return [found] if found else ["docker", "compose"]
 
 
-def first_line(text: str) -> str:
+def last_line(text: str) -> str:
     """Compose's own complaint: the last non-empty line of its stderr, trimmed."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1][:300] if lines else "(no output)"
@@ -472,7 +472,7 @@ def _config_error(files: Sequence[Path], project_dir: Path, stderr: str, *,
             what = (f"required variables {', '.join(variables)} are missing a value; "
                     "set them in [tool.imagegate.run_env]")
         return UsageError(f"{names}: {what}", detail=stderr)
-    complaint = first_line(stderr)
+    complaint = last_line(stderr)
     if "yaml" in complaint.lower() and not any(str(f) in complaint for f in files):
         culprit = _unparsable(files, project_dir, env, env_file)
         if culprit is not None:
@@ -491,7 +491,7 @@ def _unparsable(files: Sequence[Path], project_dir: Path, env: Mapping[str, str]
         proc = run_compose([path], "config", "--quiet", "--no-interpolate",
                            project_dir=project_dir, env=env, env_file=env_file, check=False)
         if proc.returncode != 0 and "yaml" in proc.stderr.lower():
-            return path, first_line(proc.stderr)
+            return path, last_line(proc.stderr)
     return None
 
 

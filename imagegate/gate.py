@@ -55,8 +55,8 @@ class Gate:
 
     def __init__(self, settings: Settings, options: GateOptions,
                  echo: Callable[[str], None] = print) -> None:
-        self.s = settings
-        self.o = options
+        self.settings = settings
+        self.options = options
         self.echo = echo
         self.session = options.session or new_session_id()
         self.out_dir = settings.path(settings.report_dir)
@@ -85,7 +85,7 @@ class Gate:
         }
         waves: list[list[list[str]]] = [[["preflight"]], [["lint"], ["bases", "build"]],
                                         [["image"], ["stack"]]]
-        if self.o.push:
+        if self.options.push:
             actions["push"] = self._push
             waves.append([["push"]])
         self.result.stages = [StageResult(name) for name in actions]
@@ -104,9 +104,9 @@ class Gate:
             self.result.status = "failed" if failed else "passed"
             self.result.exit_code = max((2 if s.status == "error" else 1 for s in failed),
                                         default=0)
-            self.result.settings = settings_mod.describe(self.s)
+            self.result.settings = settings_mod.describe(self.settings)
             self._fold()
-            paths = report.write_all(self.result, self.out_dir, project_dir=self.s.project_dir,
+            paths = report.write_all(self.result, self.out_dir, project_dir=self.settings.project_dir,
                                      files=self._report_files())
             self._say("report: " + " ".join(str(p) for p in paths.values()), force=True)
         return self.result
@@ -131,10 +131,10 @@ class Gate:
     def _report_files(self) -> dict[str, Path]:
         """The project files report locations point into (SARIF)."""
         files = {}
-        if self.s.dockerfile:
-            files["dockerfile"] = self.s.path(self.s.dockerfile)
-        if self.s.compose_file:
-            files["compose"] = self.s.path(self.s.compose_file)
+        if self.settings.dockerfile:
+            files["dockerfile"] = self.settings.path(self.settings.dockerfile)
+        if self.settings.compose_file:
+            files["compose"] = self.settings.path(self.settings.compose_file)
         return files
 
     def _wave(self, lanes: list[list[tuple[StageResult, Callable[[StageResult], None]]]]) -> bool:
@@ -159,14 +159,14 @@ class Gate:
             stage.message, stage.detail = exc.message, exc.detail
         stage.seconds = time.monotonic() - started
         if stage.status == "pending":
-            failing = [f for f in stage.findings if verdict.fails(f, self.s.fail_on)]
+            failing = [f for f in stage.findings if verdict.fails(f, self.settings.fail_on)]
             stage.status = "failed" if failing else "passed"
         ok = stage.status in ("passed", "skipped")
-        counts = ", ".join(f"{n} {k}" for k, n in stage.counts(self.s.fail_on).items())
+        counts = ", ".join(f"{n} {k}" for k, n in stage.counts(self.settings.fail_on).items())
         mark = {"passed": "✓", "skipped": "-"}.get(stage.status, "✗")
         line = f"{mark} {stage.name} {stage.status} in {stage.seconds:.1f}s"
         self._say(line + (f" ({counts})" if counts else ""), force=True)
-        groups = verdict.by_outcome(stage.findings, self.s.fail_on)
+        groups = verdict.by_outcome(stage.findings, self.settings.fail_on)
         for f in groups["failed"]:
             self._say(f"    ✗ {f.severity} {f}", force=True)
         for f in groups["warning"] + groups["info"]:
@@ -180,7 +180,7 @@ class Gate:
 
     def _say(self, line: str, *, force: bool = False) -> None:
         """Progress output; ``--quiet`` keeps only stage verdicts, findings and the report line."""
-        if force or not self.o.quiet:
+        if force or not self.options.quiet:
             self.echo(line)
 
     # -- stages ------------------------------------------------------------------------------
@@ -190,16 +190,16 @@ class Gate:
         resolved settings the pytest stages read."""
         from .project import resolve, web_port
 
-        self.s = resolve(self.s)
-        for line in settings_mod.describe(self.s):
+        self.settings = resolve(self.settings)
+        for line in settings_mod.describe(self.settings):
             self._say(f"    {line}", force=True)
-        if self.s.compose_file:
+        if self.settings.compose_file:
             from .compose import other_builds
             from .plugin_stack import gated_of
             from .project import compose_model
 
-            self.model, interp = compose_model(self.s)
-            gated = gated_of(self.s, self.model)
+            self.model, interp = compose_model(self.settings)
+            gated = gated_of(self.settings, self.model)
             others = [svc for svc, _ in other_builds(self.model, gated)]
             self._say(f"    gated services: {', '.join(gated) or 'none'} (run the tested image)",
                       force=True)
@@ -208,30 +208,30 @@ class Gate:
                           "stack, linted as advice)", force=True)
             if interp.sources:
                 self._say(f"    interpolation: {interp.describe()}", force=True)
-        dockerfile = self.s.path(self.s.dockerfile)
+        dockerfile = self.settings.path(self.settings.dockerfile)
         if not dockerfile.is_file():
             raise UsageError(f"{dockerfile}: Dockerfile not found")
-        web_port(self.s)  # the image and stack stages run the web service: its port must be known
+        web_port(self.settings)  # the image and stack stages run the web service: its port must be known
         ensure_engine()
         self.cli = client()
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.settings_file, json.dumps(settings_mod.dump(self.s), indent=2) + "\n")
+        write_atomic(self.settings_file, json.dumps(settings_mod.dump(self.settings), indent=2) + "\n")
 
     def _bases(self, stage: StageResult) -> None:
         """Make (or find) the local base images the Dockerfile names."""
-        if not pipeline.ensure_bases(self.s, log=self._say):
+        if not pipeline.ensure_bases(self.settings, log=self._say):
             stage.status = "skipped"
             stage.message = "the Dockerfile names no imagegate base"
 
     def _build(self, stage: StageResult) -> None:
         """Build the image (BuildKit or classic, as configured) and, side by side, every other
         service compose builds; record size and biggest layers of the gated one."""
-        where = self.s.dockerfile
+        where = self.settings.dockerfile
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="build") as pool:
             others = pool.submit(self._build_others) if self.model is not None else None
             if not self.image_id:
                 try:
-                    built = pipeline.build_app(self.cli, self.s, self.session, log=self._say)
+                    built = pipeline.build_app(self.cli, self.settings, self.session, log=self._say)
                 except BuildFailed as exc:
                     self._add(stage, Finding("IG-BUILD", False, exc.message, where,
                                              detail=exc.detail, severity="error", stage="build"))
@@ -262,8 +262,8 @@ class Gate:
         """The other services' images (:func:`pipeline.build_services`)."""
         from .plugin_stack import gated_of
 
-        return pipeline.build_services(self.cli, self.s, self.model, gated_of(self.s, self.model),
-                                       log=self._say)
+        return pipeline.build_services(self.cli, self.settings, self.model,
+                                       gated_of(self.settings, self.model), log=self._say)
 
     def _record_image(self) -> None:
         """Size, layers and the biggest layers of the gated image; its id in the settings file."""
@@ -272,15 +272,15 @@ class Gate:
         top = sorted(layers, key=lambda h: h["Size"], reverse=True)[:5]
         self.result.image = {
             "id": image.id, "tags": ", ".join(image.tags), "size": image.attrs["Size"],
-            "budget_mb": self.s.size_budget_mb, "layers": len(layers),
-            "layer_budget": self.s.layer_budget,
+            "budget_mb": self.settings.size_budget_mb, "layers": len(layers),
+            "layer_budget": self.settings.layer_budget,
             "top_layers": [
                 {"size": h["Size"], "created_by": created_by(h, width=100)}
                 for h in top
             ],
         }
         with contextlib.suppress(ImagegateError):  # the settings file now names the image
-            data = settings_mod.dump(self.s)
+            data = settings_mod.dump(self.settings)
             data["image"] = self.image_id
             data["sources"] = {**data["sources"], "image": "tested by this gate"}
             # atomically: the lint stage's pytest reads this file while the build runs beside it
@@ -290,31 +290,31 @@ class Gate:
         """A stage made of pytest runs: the generic checks (isolated from the project's pytest
         configuration), then the project's own suite for that stage (under its own)."""
         def action(stage: StageResult) -> None:
-            if name == "stack" and not self.s.compose_file:
+            if name == "stack" and not self.settings.compose_file:
                 stage.status = "skipped"
                 from .compose import no_compose_file
 
                 stage.message = f"{no_compose_file()}: stack checks skipped; set compose_file"
                 return
-            own = {"lint": self.s.unit_tests, "image": self.s.image_tests,
-                   "stack": self.s.stack_tests}[name]
+            own = {"lint": self.settings.unit_tests, "image": self.settings.image_tests,
+                   "stack": self.settings.stack_tests}[name]
             runs = [("generic", generic_args(name))]
             if own:
-                select = ["-m", self.s.gate_select] if self.s.gate_select else []
-                runs.append(("project", [*(str(self.s.path(t)) for t in own),
+                select = ["-m", self.settings.gate_select] if self.settings.gate_select else []
+                runs.append(("project", [*(str(self.settings.path(t)) for t in own),
                                          "--imagegate-skip-generic", *select]))
             def one(label: str, args: list[str]) -> tuple[int, list[str], list[Finding]]:
                 findings_file = self.out_dir / f"findings-{name}-{label}.jsonl"
                 findings_file.unlink(missing_ok=True)
                 cmd = [sys.executable, "-m", "pytest", *args,
-                       "--rootdir", str(self.s.project_dir),
+                       "--rootdir", str(self.settings.project_dir),
                        "--imagegate-settings", str(self.settings_file),
                        "--imagegate-findings", str(findings_file),
                        # one session per pytest run: runs side by side never clean up each other
                        "--imagegate-stage", name,
                        "--imagegate-session", f"{self.session}-{name}-{label}",
-                       "-q" if self.o.quiet else "-v", "--color=no", "-p", "no:cacheprovider",
-                       *self.o.pytest_args]
+                       "-q" if self.options.quiet else "-v", "--color=no", "-p", "no:cacheprovider",
+                       *self.options.pytest_args]
                 rc, tail = self._stream(cmd, timeout=STAGE_TIMEOUT[name],
                                         generic=label == "generic", prefix=f"{name}/{label}")
                 return rc, tail, _read_findings(findings_file)
@@ -341,7 +341,7 @@ class Gate:
         """
         tail: list[str] = []
         env = stage_env(generic=generic)
-        proc = subprocess.Popen(cmd, cwd=self.s.project_dir, stdout=subprocess.PIPE, env=env,
+        proc = subprocess.Popen(cmd, cwd=self.settings.project_dir, stdout=subprocess.PIPE, env=env,
                                 stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         try:
@@ -365,7 +365,7 @@ class Gate:
         record ``ref@digest``."""
         from .push import push
 
-        pushed = push(self.cli, self.image_id, self.o.push, log=self._say)
+        pushed = push(self.cli, self.image_id, self.options.push, log=self._say)
         self.result.pushed = {"ref": pushed.ref, "digest": pushed.digest}
         self._say(f"pushed {pushed.pinned}", force=True)
 

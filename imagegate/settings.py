@@ -102,7 +102,7 @@ class Settings:
         return self.image_repo or f"imagegate/{self.name}"
 
     @property
-    def checks(self) -> tuple[HttpCheck, ...]:
+    def stack_checks(self) -> tuple[HttpCheck, ...]:
         """HTTP checks to run on the stack: ``http_checks``, else the health probe.
 
         With ``health_path`` set it must answer 200; without, ``GET /`` must answer below 500

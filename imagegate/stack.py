@@ -34,8 +34,8 @@ from .compose import (  # noqa: F401  (compose_command: re-exported, callers use
     compose_argv,
     compose_command,
     existing,
-    first_line,
     label_override,
+    last_line,
     process_env,
 )
 from .engine import cleanup_session, session_labels
@@ -144,7 +144,7 @@ class Stack:
                             check=False)
         if proc.returncode != 0:
             raise UsageError(f"{self.files[0].name}: pulling {', '.join(wanted)} failed "
-                             f"({first_line(proc.stderr or proc.stdout)}); set pull = \"never\" "
+                             f"({last_line(proc.stderr or proc.stdout)}); set pull = \"never\" "
                              "to use local images only", detail=proc.stderr)
 
     def up(self, timeout: float, services: Sequence[str] = ()) -> None:
@@ -187,7 +187,7 @@ class Stack:
         if died:
             raise StackNotHealthy(f"{self.files[0].name}: {died}",
                                   detail=self.diagnostics_text())
-        complaint = first_line(stderr) if proc.returncode not in (None, -15) else \
+        complaint = last_line(stderr) if proc.returncode not in (None, -15) else \
             f"compose up --wait did not return within {timeout + 60:g}s"
         culprit = self._culprit()
         raise StackNotHealthy(

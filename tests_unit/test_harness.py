@@ -59,7 +59,7 @@ def test_settings_http_checks_and_random_env(tmp_path: Path) -> None:
     write_pyproject(tmp_path, 'http_checks = ["/a", { path = "/b", status = 204, contains = "x" }]'
                               '\n[tool.imagegate.run_env]\nSECRET_KEY = "@random"\nA = "b"')
     s = settings.load(tmp_path, environ={})
-    assert s.checks == (settings.HttpCheck("/a"), settings.HttpCheck("/b", 204, "x"))
+    assert s.stack_checks == (settings.HttpCheck("/a"), settings.HttpCheck("/b", 204, "x"))
     one, two = settings.materialize_env(s.run_env), settings.materialize_env(s.run_env)
     assert one["A"] == "b" and len(one["SECRET_KEY"]) == 64
     assert one["SECRET_KEY"] != two["SECRET_KEY"]

@@ -181,3 +181,25 @@ def test_one_parser_for_both_faces(pytester: pytest.Pytester, capsys: pytest.Cap
         cli.main(["lint", "--project-dir", str(pytester.path), f"--{flag}"])
     assert caught.value.code == 2
     assert says in capsys.readouterr().err
+
+
+def test_http_check_parametrization_hides_no_bug(pytester: pytest.Pytester,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """IG-STACK-HTTP's parametrization turns only a settings error into "no HTTP checks" (the
+    fixtures report that error, once); any other error is a collection error naming it, never
+    zero checks in silence."""
+    from imagegate import settings as settings_mod
+
+    pytester.makepyprojecttoml('[tool.imagegate]\nweb_port = 8000\n')
+    args = ("--pyargs", "imagegate.checks.test_stack", "--collect-only", "-q",
+            "-p", "no:randomly")
+    fine = pytester.runpytest(*args)
+    assert "test_IG_STACK_HTTP[/]" in fine.stdout.str()
+
+    def broken(self: object) -> tuple[()]:
+        raise RuntimeError("a bug in stack_checks")
+
+    monkeypatch.setattr(settings_mod.Settings, "stack_checks", property(broken))
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.INTERRUPTED, result.stdout.str()
+    assert "a bug in stack_checks" in result.stdout.str()

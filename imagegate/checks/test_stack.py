@@ -119,11 +119,12 @@ class TestStackHttp:
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         """One test per HttpCheck in the settings, id ``IG-STACK-HTTP[<path>]``."""
         if "http_check" in metafunc.fixturenames:
+            from imagegate.errors import ImagegateError
             from imagegate.plugin import STATE_KEY
 
             try:
-                checks = metafunc.config.stash[STATE_KEY].settings.checks
-            except Exception:  # a settings error is reported by the fixtures, once
+                checks = metafunc.config.stash[STATE_KEY].settings.stack_checks
+            except ImagegateError:  # a settings error is reported by the fixtures, once
                 checks = ()
             metafunc.parametrize("http_check", checks, ids=[c.path for c in checks])
 
