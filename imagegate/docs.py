@@ -99,10 +99,12 @@ def explain(check_id: str, root: Path | None = None) -> str:
         close = [c for c in catalogue.CATALOGUE if wanted.removeprefix("IG-") in c]
         hint = f" (did you mean {', '.join(close[:3])}?)" if close else ""
         raise UsageError(f"no check {check_id!r}{hint}; `imagegate checks` lists them")
+    spec = catalogue.CATALOGUE[wanted]
     path = (root or _root()) / PAGES / f"{wanted}.md"
     if path.is_file():
         return path.read_text()
-    return page_head(catalogue.CATALOGUE[wanted])
+    # an installed wheel has no docs/: the generated head, and where the whole page is
+    return page_head(spec) + f"\nThe whole page: {spec.help_uri}\n"
 
 
 def _root() -> Path:

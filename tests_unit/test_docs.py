@@ -67,3 +67,11 @@ def test_readme_is_a_front_page_and_every_doc_link_resolves() -> None:
             if "://" in target:
                 continue
             assert (page.parent / target).exists(), f"{page.name}: dead link {target}"
+
+
+def test_explain_without_the_docs_folder_names_the_page(tmp_path: Path) -> None:
+    """Installed from a wheel (no docs/ beside the package): the generated head and the link
+    to the whole page."""
+    text = docs.explain("IG-FLASK-DEBUGGER", tmp_path)
+    assert text.startswith("# IG-FLASK-DEBUGGER\n")
+    assert text.rstrip().endswith(catalogue.CATALOGUE["IG-FLASK-DEBUGGER"].help_uri)
