@@ -1,6 +1,6 @@
 """The four images compared (ours and the seed's, each on two bases) and their build times.
 
-Ours is built exactly as the gate builds it (:func:`imagegate.pipeline.build_app` with the repo's
+Ours is built exactly as the gate builds it (:func:`imagegate.build.pipeline.build_app` with the repo's
 ``[tool.imagegate]``: wheelhouse for the base's Python, then the hermetic build). The seed's
 Dockerfile (``bench/seed/Dockerfile``) is built by :func:`imagegate.build.build` from a context
 holding the same wheelhouse, also with no network. Both go through the builder :attr:`Ctx.builder`
@@ -16,7 +16,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagegate import build, pipeline, settings, wheelhouse
+from imagegate import build
+from imagegate.build import pipeline, wheelhouse
+from imagegate.config import settings
 from imagegate.engine import session_labels
 
 from .common import (

@@ -3,7 +3,7 @@
 For each sample under ``tests_stack/init_samples/`` (the ones ``tests_stack/test_init_gate.py`` gates):
 
 - **init**: ``imagegate init`` in a private copy, then the image built exactly as the gate builds
-  it (:func:`imagegate.pipeline.build_app`: wheelhouse for the base, hermetic build), on
+  it (:func:`imagegate.build.pipeline.build_app`: wheelhouse for the base, hermetic build), on
   ``imagegate/python:3.11-bookworm``; and the same Dockerfile on the slim stand-in;
 - **seed**: the seed's recipe (``bench/seed/Dockerfile``: one stage, root, ``pip install`` into
   the system Python, ``gunicorn -w 4`` in shell form) adapted to the sample's code, on the
@@ -37,7 +37,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import BENCH_LABEL, ROOT, SEED_DOCKERFILE, Ctx, image_size, mb
-from imagegate import build, init, pipeline, settings, wheelhouse
+from imagegate import build
+from imagegate import scaffold as init
+from imagegate.build import pipeline, wheelhouse
+from imagegate.config import settings
 from imagegate.engine import cleanup_session, client, ensure_engine, new_session_id, session_labels
 
 SAMPLES_DIR = ROOT / "tests_stack" / "init_samples"

@@ -1,7 +1,7 @@
 """Throughput and tail latency of ``/`` and ``/hits`` over loopback: our stack vs the seed's.
 
 Ours is ``compose.yml`` as shipped (web + Redis, our gunicorn settings: gthread workers x threads,
-keep-alive), brought up by :func:`imagegate.stack.running_stack`. The seed is its image on the same
+keep-alive), brought up by :func:`imagegate.run.stack.running_stack`. The seed is its image on the same
 base with ``gunicorn -w 4`` sync workers, next to the same Redis image on a labelled network.
 Both stacks are up at once and take turns, round by round. The load generator is this process:
 threads with one keep-alive ``http.client`` connection each (re-opened whenever the server closes
@@ -21,11 +21,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from imagegate import pipeline
-from imagegate.container import running
+from imagegate.build import pipeline
 from imagegate.engine import session_labels
 from imagegate.proc import wait_until
-from imagegate.stack import running_stack
+from imagegate.run.container import running
+from imagegate.run.stack import running_stack
 
 from .common import ROOT, Ctx, Stats, percentile
 from .startup import healthz_ok

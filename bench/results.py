@@ -189,7 +189,7 @@ machine; rerunning rewrites this file. Nothing here is asserted by a test: the n
     `bench/slimbase.py` (debootstrap `minbase` + python3, python3-pip, python3-venv; untrimmed,
     so larger than the official slim image).
 - Both recipes install the same pinned, hash-checked wheels (`requirements.lock`) from the same
-  wheelhouse with `--network none`; our image is built by `imagegate.pipeline.build_app`, exactly
+  wheelhouse with `--network none`; our image is built by `imagegate.build.pipeline.build_app`, exactly
   as the gate builds it.
 - Medians of repeated runs; ranges are min-max; ratios are ours ÷ seed (below 1 is better for sizes,
   times and latencies, above 1 is better for throughput)."""

@@ -30,7 +30,8 @@ from bench import (
     variants,
 )
 from bench.common import ROOT, Ctx, remove_bench_images
-from imagegate import pipeline, settings
+from imagegate.build import pipeline
+from imagegate.config import settings
 from imagegate.engine import (
     SESSION_LABEL,
     cleanup_session,

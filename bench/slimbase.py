@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from imagegate import base
+from imagegate.build import base
 from imagegate.engine import IMAGE_LABEL
 from imagegate.proc import run
 

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from imagegate.container import running
 from imagegate.proc import wait_until
+from imagegate.run.container import running
 
 from .common import Ctx, Stats
 

@@ -318,7 +318,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def _images(ctx: Ctx, args: argparse.Namespace) -> tuple[str, str]:
     """(ours, seed): ours built from the working tree unless ``--image``; the seed built when
     its image is missing. Both on the imagegate base, as ``make bench`` builds them."""
-    from imagegate import pipeline, settings
+    from imagegate.build import pipeline
+    from imagegate.config import settings
 
     from . import builds
     from .common import ROOT

@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__
-from . import settings as settings_mod
-from .errors import ImagegateError
+from imagegate import __version__
+from imagegate.config import settings as settings_mod
+from imagegate.errors import ImagegateError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -89,7 +89,7 @@ def _settings(args: argparse.Namespace) -> settings_mod.Settings:
 
 def cmd_gate(args: argparse.Namespace) -> int:
     """Run the gate and print where the reports are."""
-    from .gate import Gate, GateOptions, check_push_ref
+    from imagegate.gate import Gate, GateOptions, check_push_ref
 
     if args.push:
         check_push_ref(args.push)
@@ -104,8 +104,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 def cmd_lint(args: argparse.Namespace) -> int:
     """Lint the Dockerfile; one line per finding; exit 1 when one reaches ``fail_on``."""
-    from .gate import lint_only
-    from .verdict import fails
+    from imagegate.gate import lint_only
+    from imagegate.results.verdict import fails
 
     s = _settings(args)
     found = lint_only(s)
@@ -119,15 +119,15 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    """Write the Docker setup (see :mod:`imagegate.init`)."""
-    from . import init
+    """Write the Docker setup (see :mod:`imagegate.scaffold`)."""
+    from imagegate import scaffold as init
 
     return init.run(args.project_dir, force=args.force, dry_run=args.dry_run)
 
 
 def cmd_checks(args: argparse.Namespace) -> int:
     """Print the check catalogue."""
-    from . import catalogue
+    from imagegate.checks import catalogue
 
     print(catalogue.markdown() if args.markdown else catalogue.text())
     return 0
@@ -135,7 +135,7 @@ def cmd_checks(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """Print one check's page (docs/checks/<ID>.md)."""
-    from .docs import explain
+    from imagegate.docs import explain
 
     print(explain(args.check_id))
     return 0
@@ -143,8 +143,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_base(args: argparse.Namespace) -> int:
     """Make the local base images."""
-    from . import base
-    from .engine import ensure_engine
+    from imagegate.build import base
+    from imagegate.engine import ensure_engine
 
     ensure_engine()
     s = settings_mod.load(args.project_dir)  # its extra_ca_certs go into the bundle
@@ -159,8 +159,8 @@ def cmd_base(args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """Build the project's image hermetically."""
-    from . import pipeline
-    from .engine import client, ensure_engine, new_session_id
+    from imagegate.build import pipeline
+    from imagegate.engine import client, ensure_engine, new_session_id
 
     s = _settings(args)
     ensure_engine()
@@ -173,7 +173,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_engine(args: argparse.Namespace) -> int:
     """Start, stop or report the local engine."""
-    from .engine import engine_answers, ensure_engine, stop_engine
+    from imagegate.engine import engine_answers, ensure_engine, stop_engine
 
     if args.action == "up":
         status = ensure_engine()
@@ -191,7 +191,7 @@ def cmd_engine(args: argparse.Namespace) -> int:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     """Remove leftovers of dead sessions (and labelled images)."""
-    from .gate import prune
+    from imagegate.gate import prune
 
     prune(images=args.images)
     return 0

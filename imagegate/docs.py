@@ -15,7 +15,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from . import catalogue, settings
+from imagegate.checks import catalogue
+from imagegate.config import settings
 
 TABLES = {"settings": settings.markdown, "checks": catalogue.markdown}
 
@@ -52,9 +53,9 @@ def page_head(spec: catalogue.CheckSpec) -> str:
 
 
 def _sarif_kind(check_id: str) -> str:
-    """The SARIF kind the table in :mod:`imagegate.sarif` gives a check declared before the
+    """The SARIF kind the table in :mod:`imagegate.results.sarif` gives a check declared before the
     registry carried it."""
-    from .sarif import MAINTAINABILITY, SECURITY
+    from imagegate.results.sarif import MAINTAINABILITY, SECURITY
 
     return ("security" if check_id in SECURITY else
             "maintainability" if check_id in MAINTAINABILITY else "reliability")
@@ -86,7 +87,7 @@ def write_pages(root: Path) -> list[Path]:
 
 def explain(check_id: str, root: Path | None = None) -> str:
     """The page of ``check_id`` (``imagegate explain``); hadolint's rules point at its wiki."""
-    from .errors import UsageError
+    from imagegate.errors import UsageError
 
     wanted = check_id.strip().upper()
     if catalogue.HADOLINT_ID.match(wanted):

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
-from .errors import CommandFailed, ImagegateError
+from imagegate.errors import CommandFailed, ImagegateError
 
 T = TypeVar("T")
 

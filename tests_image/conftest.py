@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from imagegate import build, pipeline
+from imagegate import build
+from imagegate.build import pipeline
 from imagegate.errors import ImagegateError
 from testsupport.fixtures import python_slim_image  # noqa: F401
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from imagegate.checks.test_image import TestImagePolicy, TestRunningContainer  # noqa: F401
-from imagegate.policy import pip_in_image, tools_on_path
+from imagegate.facts.policy import pip_in_image, tools_on_path
+from imagegate.suites.test_image import TestImagePolicy, TestRunningContainer  # noqa: F401
 
 pytestmark = pytest.mark.image
 

@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from imagegate import base, settings
-from imagegate.findings import Finding
-from imagegate.policy import CHECKS, ImageFacts
+from imagegate.build import base
+from imagegate.config import settings
+from imagegate.facts.policy import CHECKS, ImageFacts
+from imagegate.results.findings import Finding
 
 HOST_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 BUNDLE = "/etc/ssl/certs/ca-certificates.crt"

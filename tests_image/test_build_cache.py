@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from imagegate import build, pipeline
+from imagegate import build
+from imagegate.build import pipeline
 
 pytestmark = [pytest.mark.image, pytest.mark.slow]
 

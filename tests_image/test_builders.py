@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from imagegate import base, build
-from imagegate.builders import Builder, BuildResult, ClassicBuilder, select_builder
+from imagegate import build
+from imagegate.build import base
+from imagegate.build.builders import Builder, BuildResult, ClassicBuilder, select_builder
 from imagegate.engine import session_labels
 from imagegate.errors import BaseImageError, BuildFailed, UsageError
 

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from imagegate import runtime
-from imagegate.container import ContainerFailed, RunningContainer, running
+from imagegate.config.settings import Settings
 from imagegate.engine import SESSION_LABEL
-from imagegate.policy import CHECKS, ImageFacts
-from imagegate.runtime import Skip
-from imagegate.settings import Settings
+from imagegate.facts import runtime
+from imagegate.facts.policy import CHECKS, ImageFacts
+from imagegate.facts.runtime import Skip
+from imagegate.run.container import ContainerFailed, RunningContainer, running
 
 # The harness's own machinery, tested for real: `make test` runs it; the gate's fast
 # stages (gate_select = "not slow") leave it out.

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from dockerfile_edits import before_user, drop_instruction, replace_line
 
-from imagegate.policy import CHECKS, ImageFacts
+from imagegate.facts.policy import CHECKS, ImageFacts
 
 pytestmark = [pytest.mark.image, pytest.mark.slow]
 
@@ -114,7 +114,8 @@ def test_IG_BUILD_fails_when_the_dockerfile_does_not_build(
         tmp_path: Path, imagegate_session: str, imagegate_settings: Any) -> None:
     """A Dockerfile whose RUN exits 3 fails the gate's build stage with an IG-BUILD finding that
     names the step and its last output line (no crash); nothing after the build runs."""
-    from imagegate import pipeline, settings
+    from imagegate.build import pipeline
+    from imagegate.config import settings
     from imagegate.gate import Gate, GateOptions
 
     (tmp_path / "pyproject.toml").write_text(

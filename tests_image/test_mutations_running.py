@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from dockerfile_edits import before_user, drop_instruction, replace_line
 
-from imagegate.catalogue import stage_ids
+from imagegate.checks.catalogue import stage_ids
 from testsupport.generic import run_generic
 
 pytestmark = [pytest.mark.image, pytest.mark.slow,

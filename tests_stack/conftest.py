@@ -17,9 +17,9 @@ import pytest
 import requests
 
 from imagegate.engine import labelled_objects, stale_sessions
-from imagegate.plugin import xdist_worker
 from imagegate.proc import wait_until
-from imagegate.stack import Stack, running_stack
+from imagegate.pytest_plugin import xdist_worker
+from imagegate.run.stack import Stack, running_stack
 from testsupport.fixtures import (  # noqa: F401
     nginx_image,
     postgres_image,

@@ -27,8 +27,7 @@ from typing import Any
 import pytest
 from stack_helpers import IMAGEGATE, get, result
 
-from imagegate import hosts
-from imagegate.engine import SESSION_LABEL, cleanup_session
+from imagegate.engine import SESSION_LABEL, cleanup_session, hosts
 from imagegate.proc import StopWaiting, wait_until
 
 pytestmark = pytest.mark.slow
@@ -509,10 +508,10 @@ def test_unreachable_published_host_fails_fast(app_image: str, docker_client: An
                                               stack_env: dict[str, str]) -> None:
     """Ports the engine bound to its 127.0.0.1, to be reached at another host (a remote
     engine's case): the container and the stack say so at once, and leave nothing."""
-    from imagegate.container import running
     from imagegate.engine import labelled_objects, new_session_id
     from imagegate.errors import UsageError
-    from imagegate.stack import running_stack
+    from imagegate.run.container import running
+    from imagegate.run.stack import running_stack
 
     started = time.monotonic()
     session = new_session_id()

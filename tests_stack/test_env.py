@@ -14,7 +14,7 @@ import pytest
 from stack_helpers import get
 
 from imagegate.errors import StackNotHealthy, UsageError
-from imagegate.stack import Stack
+from imagegate.run.stack import Stack
 
 pytestmark = [pytest.mark.stack, pytest.mark.xdist_group("env")]  # a module fault stack
 

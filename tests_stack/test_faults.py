@@ -15,7 +15,7 @@ import requests
 from stack_helpers import get, status_of
 
 from imagegate.proc import wait_until
-from imagegate.stack import Stack
+from imagegate.run.stack import Stack
 
 # Each fault needs its own project and seconds of waiting: run by make test, not the gate.
 pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.xdist_group("faults")]

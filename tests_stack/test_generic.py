@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from imagegate.checks.test_stack import TestStack, TestStackHttp
+from imagegate.suites.test_stack import TestStack, TestStackHttp
 
 __all__ = ["TestStack", "TestStackHttp"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from stack_helpers import get, status_of
 
-from imagegate.plugin_stack import StackFactory
 from imagegate.proc import wait_until
+from imagegate.pytest_plugin.stack import StackFactory
 
 pytestmark = pytest.mark.stack
 

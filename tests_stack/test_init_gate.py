@@ -23,9 +23,9 @@ import pytest
 import requests
 from stack_helpers import IMAGEGATE, findings, gate, result
 
-from imagegate.container import running
 from imagegate.engine import session_labels
 from imagegate.proc import wait_until
+from imagegate.run.container import running
 
 pytestmark = pytest.mark.slow
 

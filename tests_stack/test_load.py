@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from imagegate.stack import Stack
+from imagegate.run.stack import Stack
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 

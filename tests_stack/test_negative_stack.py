@@ -4,7 +4,7 @@ Two kinds of evidence, as the checks have:
 
 * the compose-file checks (IG-STACK-LOOPBACK-ONLY, -NOT-PRIVILEGED, -SOURCE-MOUNT) judge the
   project's compose model as the user wrote it: this repo's compose.yml with one edit, resolved
-  by ``compose config`` (:class:`~imagegate.compose.Model`) and judged by the generic checks'
+  by ``compose config`` (:class:`~imagegate.model.compose.Model`) and judged by the generic checks'
   own code — no container needed;
 * the running-stack checks (IG-STACK-HEALTHY, -WEB-NONROOT, -HTTP) need a stack: a variant
   project (``variants/negative_*.yml``, copied to tmp_path with a pyproject) runs the generic
@@ -23,11 +23,11 @@ from typing import Any
 
 import pytest
 
-import imagegate.checks.test_stack as generic_stack  # the gate's check code (not collected here)
-from imagegate.catalogue import stage_ids
-from imagegate.compose import Model
-from imagegate.findings import Finding
-from imagegate.settings import Settings
+import imagegate.suites.test_stack as generic_stack  # the gate's check code (not collected here)
+from imagegate.checks.catalogue import stage_ids
+from imagegate.config.settings import Settings
+from imagegate.model.compose import Model
+from imagegate.results.findings import Finding
 from testsupport.generic import run_generic
 
 pytestmark = [pytest.mark.stack, pytest.mark.xdist_group("negative_stack")]

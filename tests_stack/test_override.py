@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from stack_helpers import status_of
 
-from imagegate import compose
-from imagegate.discovery import discover
+from imagegate.config.discovery import discover
+from imagegate.config.settings import Settings
 from imagegate.engine import (
     IMAGE_LABEL,
     cleanup_session,
@@ -28,9 +28,9 @@ from imagegate.engine import (
     new_session_id,
     session_labels,
 )
+from imagegate.model import compose
 from imagegate.proc import wait_until
-from imagegate.settings import Settings
-from imagegate.stack import PROJECT_LABEL, running_stack
+from imagegate.run.stack import PROJECT_LABEL, running_stack
 
 # The harness's own machinery, tested for real: `make test` runs it; the gate's fast
 # stages (gate_select = "not slow") leave it out.

@@ -5,7 +5,7 @@ copy of the sample project, against Debian's docker-registry with TLS and htpass
 (``secure_registry``). Faults come from a closed port (registry down) and from a small
 TLS-terminating proxy in front of the registry that answers 503 to chosen requests. The docker
 config's credentials (``docker login``'s config.json, a credential helper) are proven by pushing a
-tiny image with :func:`imagegate.push.push` directly. The password must appear in no output.
+tiny image with :func:`imagegate.gate.push.push` directly. The password must appear in no output.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import pytest
 from stack_helpers import gate, result
 
 from imagegate.engine import client
-from imagegate.push import RegistryAuthFailed, push
+from imagegate.gate.push import RegistryAuthFailed, push
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from imagegate import base
+from imagegate.build import base
 
 #: ``apt-cache depends --recurse`` as it prints a small graph.
 GRAPH = """\

@@ -18,8 +18,9 @@ from typing import Any
 import docker.errors
 import pytest
 
-from imagegate import base, build, builders, pipeline, settings
-from imagegate.builders import (
+from imagegate import build
+from imagegate.build import base, builders, pipeline
+from imagegate.build.builders import (
     BuildKitBuilder,
     BuildRequest,
     ClassicBuilder,
@@ -28,6 +29,7 @@ from imagegate.builders import (
     Step,
     select_builder,
 )
+from imagegate.config import settings
 from imagegate.errors import BaseImageError, BuildFailed, UsageError
 
 # -- captured logs -----------------------------------------------------------------------------

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from imagegate import base, settings
+from imagegate.build import base
+from imagegate.config import settings
 from imagegate.errors import UsageError
-from imagegate.findings import Finding
-from imagegate.layers import FileInfo
-from imagegate.policy import CHECKS, ImageFacts
+from imagegate.facts.layers import FileInfo
+from imagegate.facts.policy import CHECKS, ImageFacts
+from imagegate.results.findings import Finding
 
 VERSION = "20990101~test1"
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from imagegate import compose
-from imagegate.compose import Bind, Model, PortMapping
 from imagegate.errors import UsageError
+from imagegate.model import compose
+from imagegate.model.compose import Bind, Model, PortMapping
 
 
 def write(root: Path, name: str, text: str) -> Path:

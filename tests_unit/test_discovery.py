@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from imagegate.discovery import discover
+from imagegate.config.discovery import discover
+from imagegate.config.settings import Settings
 from imagegate.errors import UsageError
-from imagegate.settings import Settings
 
 DOCKERFILE = """
     FROM imagegate/python:3.11-bookworm AS base
@@ -235,8 +235,8 @@ def test_an_unknown_web_port_is_an_error_only_where_needed(tmp_path: Path, files
                                                            expected: str) -> None:
     """Linting needs no port: discovery records why it has none, and whatever runs the web
     service (the gate's preflight, the container fixtures) raises that one line."""
-    from imagegate import project as project_mod
-    from imagegate import settings as settings_mod
+    from imagegate.config import project as project_mod
+    from imagegate.config import settings as settings_mod
 
     project(tmp_path, **files)
     resolved = project_mod.resolve(settings_mod.load(tmp_path, environ={}))
@@ -364,7 +364,7 @@ def test_interpolation_follows_compose(tmp_path: Path, monkeypatch: pytest.Monke
 def test_compose_file_none_gates_the_image_alone(tmp_path: Path) -> None:
     """``compose_file = "none"``: no stack, though the project has a compose file; the port is
     the Dockerfile's, and the header says why there is no stack."""
-    from imagegate import project as project_mod
+    from imagegate.config import project as project_mod
 
     project(tmp_path, Dockerfile=DOCKERFILE, **{"compose.yaml": "services:\n  a: {build: .}\n"})
     resolved = project_mod.resolve(settings(tmp_path, compose_file="none"))

@@ -3,7 +3,7 @@ their own, isolated, and deselects these copies)."""
 
 from __future__ import annotations
 
-from imagegate.checks.test_lint import (  # noqa: F401
+from imagegate.suites.test_lint import (  # noqa: F401
     dockerfile,
     hadolint_config,
     test_extra,

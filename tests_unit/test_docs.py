@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from imagegate import catalogue, docs
+from imagegate import docs
+from imagegate.checks import catalogue
 from imagegate.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]

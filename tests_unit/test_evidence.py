@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from imagegate.catalogue import CATALOGUE, HADOLINT_ID
-from imagegate.evidence import EVIDENCE, HADOLINT_RULES, files
-from imagegate.policy import BUILD_TOOLS
+from imagegate.checks.catalogue import CATALOGUE, HADOLINT_ID
+from imagegate.checks.evidence import EVIDENCE, HADOLINT_RULES, files
+from imagegate.facts.policy import BUILD_TOOLS
 
 ROOT = Path(__file__).resolve().parents[1]
 RULE = re.compile(r"\b(?:DL|SC)\d{4}\b")

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from imagegate import flask_checks as fc
-from imagegate.probe import Answer
+from imagegate.checks import flask as fc
+from imagegate.run.probe import Answer
 
 WHERE = "compose.yaml:service web"
 KEY = "k" * 20 + "-not-a-default-" + secrets.token_hex(8)
@@ -171,7 +171,7 @@ def test_IG_LINT_FLASK_SOURCE_finds_the_static_twins(tmp_path: Path, line: str,
 
 def test_source_files_honour_dockerignore(tmp_path: Path) -> None:
     """What .dockerignore leaves out of the context is not the image's code."""
-    from imagegate.builders import dockerignored
+    from imagegate.build.builders import dockerignored
 
     for rel in ("app/a.py", "scripts/dev.py", "local/b.py"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from imagegate import build, report, settings, wheelhouse
+from imagegate import build
+from imagegate.build import wheelhouse
 from imagegate.cli import main
+from imagegate.config import settings
 from imagegate.errors import UsageError, WheelhouseError
+from imagegate.results import report
 
 pytest_plugins = ["pytester"]
 REPO = Path(__file__).resolve().parents[1]
@@ -183,7 +186,7 @@ JUNIT = """<?xml version="1.0"?><testsuites><testsuite name="pytest" tests="3">
 def test_report_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every report is rendered from the same findings: JUnit per stage (warnings pass, errors
     fail, ignored skip), JSON with counts, Markdown with Failed/Warnings/Ignored, and SARIF."""
-    from imagegate.findings import Finding
+    from imagegate.results.findings import Finding
 
     image = report.StageResult("image", "failed", 3.2, findings=[
         Finding("IG-SIZE-BUDGET", False, "91.2 MB is over the 80 MB budget", "Image.Size",

@@ -1,4 +1,4 @@
-"""Where published ports are reached (imagegate.hosts), and who owns a session (engine labels):
+"""Where published ports are reached (imagegate.engine.hosts), and who owns a session (engine labels):
 no Docker needed (fakes stand in for the SDK and compose)."""
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from imagegate import engine, hosts
-from imagegate.container import running
+from imagegate import engine
+from imagegate.config.settings import Settings
+from imagegate.engine import hosts
 from imagegate.errors import UsageError
-from imagegate.settings import Settings
-from imagegate.stack import Stack
+from imagegate.run.container import running
+from imagegate.run.stack import Stack
 
 #: What the fake resolver knows (a unit test never asks a real DNS server).
 NAMES = {"localhost": ["127.0.0.1", "::1"], "vm": ["127.0.0.1"], "myhost": ["127.0.1.1"],

@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from imagegate import cli, init
-from imagegate import settings as settings_mod
-from imagegate.dockerfile import parse
+from imagegate import cli
+from imagegate import scaffold as init
+from imagegate.config import settings as settings_mod
+from imagegate.model.dockerfile import parse
 
 Files = dict[str, str]
 
@@ -552,8 +553,8 @@ def test_generated_files_pass_lint_compose_and_workflow_schema(
     import subprocess
     import sys
 
-    from imagegate.compose import Model
     from imagegate.gate import lint_only
+    from imagegate.model.compose import Model
 
     root = project({"counter/__init__.py": REDIS_FACTORY.replace(
                         "app = Flask(__name__)", "app = Flask(__name__, instance_relative_config"

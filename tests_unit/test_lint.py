@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from imagegate.checks.lint import LINT_CHECKS, assignments, extra_checks, lint, other_services, parse
 from imagegate.errors import UsageError
-from imagegate.findings import Finding
-from imagegate.lint import LINT_CHECKS, assignments, extra_checks, lint, other_services, parse
+from imagegate.results.findings import Finding
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -209,7 +209,7 @@ def test_hadolint_levels_become_severities(tmp_path: Path) -> None:
     path = tmp_path / "Dockerfile"
     path.write_text("FROM python:3.11-slim\nRUN apt-get update && apt-get install -y curl\n"
                     "USER app\n")
-    from imagegate.lint import hadolint
+    from imagegate.checks.lint import hadolint
 
     levels = {f.check_id: f.severity for f in hadolint(path)}
     assert levels["DL3008"] == "warning" and levels["DL3066"] == "info"
@@ -222,7 +222,7 @@ def test_unknown_hadolint_threshold_is_an_error(tmp_path: Path, config: str, say
     """A threshold hadolint does not know (warn for warning) must not make every rule pass."""
     (tmp_path / ".hadolint.yaml").write_text(config)
     (tmp_path / "Dockerfile").write_text("FROM python:3.11-slim\nUSER root\n")
-    from imagegate.lint import hadolint
+    from imagegate.checks.lint import hadolint
 
     with pytest.raises(UsageError, match=says):
         hadolint(tmp_path / "Dockerfile", tmp_path / ".hadolint.yaml")
@@ -233,7 +233,7 @@ def test_empty_hadolint_output_is_an_error(tmp_path: Path,
     """hadolint that prints nothing (crashed, wrong binary) is an error, not "no findings"."""
     import subprocess
 
-    from imagegate import lint as lint_mod
+    from imagegate.checks import lint as lint_mod
 
     (tmp_path / "Dockerfile").write_text("FROM python:3.11-slim\n")
     monkeypatch.setattr(lint_mod, "run", lambda argv, **kw: subprocess.CompletedProcess(
@@ -307,7 +307,7 @@ def run_generic_lint(pytester: pytest.Pytester, hadolint_yaml: str | None) -> di
     out = project / "findings.jsonl"
     checks = Path(GENERIC_INI).parents[1] / "checks"
     result = pytester.runpytest(
-        "--pyargs", "imagegate.checks.test_lint", "-k", "test_hadolint", "-c", str(GENERIC_INI),
+        "--pyargs", "imagegate.suites.test_lint", "-k", "test_hadolint", "-c", str(GENERIC_INI),
         "--confcutdir", str(checks), "--rootdir", str(project), "-p", "no:randomly",
         "--imagegate-project-dir", str(project), f"--imagegate-findings={out}")
     result.assert_outcomes(failed=1)
@@ -331,7 +331,7 @@ def test_IG_LINT_HADOLINT_fails_on_empty_output(pytester: pytest.Pytester,
     check fails saying so."""
     import subprocess
 
-    from imagegate import lint as lint_mod
+    from imagegate.checks import lint as lint_mod
 
     monkeypatch.setattr(lint_mod, "run", lambda argv, **kw: subprocess.CompletedProcess(
         argv, 0, "", ""))
@@ -346,8 +346,8 @@ def test_IG_LINT_SERVICES_lints_the_other_built_services_as_advice(tmp_path: Pat
     """A proxy compose builds beside the app: its Dockerfile's hadolint results are findings of
     IG-LINT-SERVICES naming the service and the file's line (info: advice, not the gated
     image); the gated Dockerfile is not linted twice; a clean one passes."""
-    from imagegate.catalogue import severity
-    from imagegate.compose import Model
+    from imagegate.checks.catalogue import severity
+    from imagegate.model.compose import Model
 
     (tmp_path / "web").mkdir()
     (tmp_path / "web/Dockerfile").write_text("FROM python:latest\n")

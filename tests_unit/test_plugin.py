@@ -63,7 +63,7 @@ def test_secret():
 
 @pytest.mark.imagegate_check("IG-USER-NUMERIC")
 def test_user(imagegate_record):
-    from imagegate.findings import Finding
+    from imagegate.results.findings import Finding
     imagegate_record([Finding("IG-USER-NUMERIC", False, "USER 'app' is a name", "Config.User")])
 
 @pytest.mark.imagegate_check("IG-RUN-NO-BUILD-TOOLS")
@@ -188,10 +188,10 @@ def test_http_check_parametrization_hides_no_bug(pytester: pytest.Pytester,
     """IG-STACK-HTTP's parametrization turns only a settings error into "no HTTP checks" (the
     fixtures report that error, once); any other error is a collection error naming it, never
     zero checks in silence."""
-    from imagegate import settings as settings_mod
+    from imagegate.config import settings as settings_mod
 
     pytester.makepyprojecttoml('[tool.imagegate]\nweb_port = 8000\n')
-    args = ("--pyargs", "imagegate.checks.test_stack", "--collect-only", "-q",
+    args = ("--pyargs", "imagegate.suites.test_stack", "--collect-only", "-q",
             "-p", "no:randomly")
     fine = pytester.runpytest(*args)
     assert "test_IG_STACK_HTTP[/]" in fine.stdout.str()

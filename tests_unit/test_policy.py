@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-import imagegate.checks.test_image as generic_image  # the gate's check code (not collected here)
-import imagegate.policy as policy_mod
-from imagegate.catalogue import stage_ids
-from imagegate.findings import Finding
-from imagegate.layers import FileInfo, read_saved
-from imagegate.policy import (
+import imagegate.facts.policy as policy_mod
+import imagegate.suites.test_image as generic_image  # the gate's check code (not collected here)
+from imagegate.checks.catalogue import stage_ids
+from imagegate.config.settings import Settings
+from imagegate.facts.layers import FileInfo, read_saved
+from imagegate.facts.policy import (
     BUILD_TOOLS,
     CHECKS,
     HEAD,
@@ -36,7 +36,7 @@ from imagegate.policy import (
     run_checks,
     tools_on_path,
 )
-from imagegate.settings import Settings
+from imagegate.results.findings import Finding
 
 SETTINGS = Settings(web_port=8000)  # the app's port (the default, 0, means "discover it")
 PASSWD = b"root:x:0:0:root:/root:/bin/sh\napp:x:10001:10001:app:/nonexistent:/sbin/nologin\n"

@@ -1,4 +1,4 @@
-"""imagegate.push against a scripted engine: credentials, retries, the one-line failures, the digest
+"""imagegate.gate.push against a scripted engine: credentials, retries, the one-line failures, the digest
 pulled back — and the password in no message. (tests_stack/test_push_registry.py pushes for real.)"""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import docker.errors
 import pytest
 import urllib3
 
-from imagegate import push as push_mod
 from imagegate.errors import PushFailed, UsageError
-from imagegate.push import Credentials, RegistryAuthFailed, RegistryUnavailable, parse_ref, push
+from imagegate.gate import push as push_mod
+from imagegate.gate.push import Credentials, RegistryAuthFailed, RegistryUnavailable, parse_ref, push
 
 IMAGE = "sha256:" + "a" * 64
 DIGEST = "sha256:" + "d" * 64

@@ -8,10 +8,10 @@ from typing import Any
 import docker.errors
 import pytest
 
-from imagegate import container as container_mod
-from imagegate.container import ContainerFailed, ContainerNotReady, RunningContainer, running
+from imagegate.facts.runtime import Proc, Skip, Socket, _parse_top, parse_proc_net_tcp
 from imagegate.proc import StopWaiting, WaitTimeout, wait_until
-from imagegate.runtime import Proc, Skip, Socket, _parse_top, parse_proc_net_tcp
+from imagegate.run import container as container_mod
+from imagegate.run.container import ContainerFailed, ContainerNotReady, RunningContainer, running
 
 # --- wait_until ----------------------------------------------------------------------------------
 
@@ -215,7 +215,7 @@ def test_pip_zip_ships_bytecode_this_python_imports_without_compiling(
     import tarfile
     import zipfile
 
-    from imagegate import runtime
+    from imagegate.facts import runtime
 
     monkeypatch.setattr(runtime, "STATE_DIR", tmp_path)
     runtime.pip_zip.cache_clear()

@@ -15,7 +15,7 @@ from types import ModuleType
 import pytest
 import yaml
 
-from imagegate.dockerfile import exposed_ports, from_images, parse
+from imagegate.model.dockerfile import exposed_ports, from_images, parse
 
 PROJECTS = Path(__file__).resolve().parents[1] / "tests_stack" / "projects"
 

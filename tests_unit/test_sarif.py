@@ -1,4 +1,4 @@
-"""imagegate.sarif: SARIF 2.1.0 proved by maintained readers, not by eye.
+"""imagegate.results.sarif: SARIF 2.1.0 proved by maintained readers, not by eye.
 
 The log must load into sarif-pydantic's SARIF 2.1.0 models, be read by Microsoft's sarif-tools
 (`sarif summary`) with the same error / warning / note counts as the findings, and pass the OASIS
@@ -22,8 +22,9 @@ import pytest
 from pydantic import BaseModel
 from sarif_pydantic import Level, Sarif
 
-from imagegate import catalogue, sarif
-from imagegate.findings import Finding
+from imagegate.checks import catalogue
+from imagegate.results import sarif
+from imagegate.results.findings import Finding
 
 BIN = Path(sys.executable).parent
 LEVEL = {"error": "error", "warning": "warning", "info": "note"}
@@ -400,7 +401,7 @@ def test_partial_fingerprints_are_stable_across_runs() -> None:
     """Every result carries imagegate's fingerprint: the same finding in a rerun (another port,
     duration, image id) keeps it, so code scanning tracks one alert; another message or place
     gets another."""
-    from imagegate.sarif import fingerprint
+    from imagegate.results.sarif import fingerprint
 
     first = fingerprint("IG-FLASK-DEBUGGER", "compose.yaml", "",
                         "the Werkzeug debugger answers through 127.0.0.1:33001 (1.2s)")

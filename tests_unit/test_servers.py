@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imagegate import servers
+from imagegate.model import servers
 
 
 @pytest.mark.parametrize(("argv", "kind", "port"), [

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from imagegate.compose import Model
-from imagegate.stack import EXCEPTION_LINE, RESTART_LOOP, SERVICE_LABEL, Stack
+from imagegate.model.compose import Model
+from imagegate.run.stack import EXCEPTION_LINE, RESTART_LOOP, SERVICE_LABEL, Stack
 
 COMPOSE = """
     services:

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from imagegate import catalogue, settings
+from imagegate.checks import catalogue
+from imagegate.config import settings
 from imagegate.errors import UsageError
-from imagegate.findings import Finding
-from imagegate.verdict import Judge, by_outcome, fails, tally
+from imagegate.results.findings import Finding
+from imagegate.results.verdict import Judge, by_outcome, fails, tally
 
 #: What the severities issue calls defects with evidence: errors at the baseline profile.
 BASELINE_ERRORS = {
@@ -199,7 +200,7 @@ def test_one_fix_one_finding() -> None:
     """A shell-form CMD seen by the image's config, the lint and hadolint is one finding at the
     strongest evidence, naming the others, at the group's highest severity; the others stay as
     skips saying where they went; a group with one failing check and other checks are left."""
-    from imagegate.verdict import fold
+    from imagegate.results.verdict import fold
 
     found = [
         Finding("DL3025", False, "Use arguments JSON notation", "Dockerfile:54", severity="warning"),

@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from imagegate import base
-from imagegate.base import local_image
+from imagegate.build import base
+from imagegate.build.base import local_image
 from imagegate.engine import (
     IMAGE_LABEL,
     SESSION_LABEL,

@@ -1,1 +1,1 @@
-"""Generic checks any gated project gets; the plugin collects them."""
+"""The checks: the catalogue (registry) and the check families."""

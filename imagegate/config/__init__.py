@@ -1,0 +1,1 @@
+"""Configuration: settings (defaults → pyproject → env → flags), discovery, the project resolved."""

@@ -1,0 +1,1 @@
+"""What an image or a container is: layers, image facts, running-container facts."""

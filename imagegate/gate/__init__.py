@@ -1,0 +1,439 @@
+"""The gate: lint → bases → build → image → stack → push, stopping at the first red stage.
+
+The image and stack stages (and lint) run *through pytest* with the plugin, so every check is a
+test with a stable id whichever face ran it; this module only sequences, times and reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imagegate import build
+from imagegate.build import pipeline
+from imagegate.config import settings as settings_mod
+from imagegate.config.settings import Settings
+from imagegate.engine import client, ensure_engine, new_session_id, write_atomic
+from imagegate.errors import BuildFailed, ImagegateError, UsageError
+from imagegate.facts.policy import created_by
+from imagegate.proc import run
+from imagegate.results import report, verdict
+from imagegate.results.findings import Finding
+from imagegate.results.report import GateResult, StageResult
+
+#: pytest exit codes that mean "the suite could not run", not "a check failed".
+PYTEST_USAGE = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
+GENERIC = {"lint": "imagegate.suites.test_lint", "image": "imagegate.suites.test_image",
+           "stack": "imagegate.suites.test_stack"}
+STAGE_TIMEOUT = {"lint": 600, "image": 900, "stack": 1500}
+GENERIC_INI = Path(__file__).parent.parent / "data" / "pytest-generic.ini"
+
+
+@dataclass
+class GateOptions:
+    """How this run behaves (not what it gates: that is :class:`Settings`)."""
+
+    push: str = ""
+    quiet: bool = False
+    session: str = ""
+    pytest_args: tuple[str, ...] = ()
+
+
+class Gate:
+    """One gate run over one project; ``run()`` returns the :class:`GateResult` it reported.
+
+    Every stage contributes :class:`~imagegate.results.findings.Finding`s; the verdict is ``fail_on``
+    applied to them. A pytest exit code only says whether a stage could run at all.
+    """
+
+    def __init__(self, settings: Settings, options: GateOptions,
+                 echo: Callable[[str], None] = print) -> None:
+        self.settings = settings
+        self.options = options
+        self.echo = echo
+        self.session = options.session or new_session_id()
+        self.out_dir = settings.path(settings.report_dir)
+        self.result = GateResult(project=str(settings.project_dir), fail_on=settings.fail_on,
+                                 profile=settings.profile)
+        self.image_id = settings.image
+        self.cli: Any = None
+        self.settings_file = self.out_dir / "settings.json"
+        #: The compose project as the gate reads it (None without a compose file).
+        self.model: Any = None
+
+    # -- orchestration ------------------------------------------------------------------------
+
+    def run(self) -> GateResult:
+        """Run the stages wave by wave; a red wave stops the gate. Reports are always written.
+
+        Stages that need nothing of each other run side by side: the lint beside the bases and
+        the build (the lint reads only the Dockerfile), then the image beside the stack (both
+        need only the built image). Each stage still has its own status, time and findings.
+        """
+        started = time.monotonic()
+        actions: dict[str, Callable[[StageResult], None]] = {
+            "preflight": self._preflight, "lint": self._pytest_stage("lint"),
+            "bases": self._bases, "build": self._build,
+            "image": self._pytest_stage("image"), "stack": self._pytest_stage("stack"),
+        }
+        waves: list[list[list[str]]] = [[["preflight"]], [["lint"], ["bases", "build"]],
+                                        [["image"], ["stack"]]]
+        if self.options.push:
+            actions["push"] = self._push
+            waves.append([["push"]])
+        self.result.stages = [StageResult(name) for name in actions]
+        by_name = {stage.name: stage for stage in self.result.stages}
+        try:
+            for wave in waves:
+                lanes = [[(by_name[name], actions[name]) for name in lane] for lane in wave]
+                if not self._wave(lanes):
+                    break
+        finally:
+            self.result.seconds = time.monotonic() - started
+            failed = [s for s in self.result.stages if s.status in ("failed", "error")]
+            for stage in self.result.stages:
+                if stage.status == "pending":
+                    stage.status = "skipped"
+            self.result.status = "failed" if failed else "passed"
+            self.result.exit_code = max((2 if s.status == "error" else 1 for s in failed),
+                                        default=0)
+            self.result.settings = settings_mod.describe(self.settings)
+            self._fold()
+            paths = report.write_all(self.result, self.out_dir, project_dir=self.settings.project_dir,
+                                     files=self._report_files())
+            self._say("report: " + " ".join(str(p) for p in paths.values()), force=True)
+        return self.result
+
+    def _fold(self) -> None:
+        """One fix, one finding (:func:`verdict.fold`) across the stages, before the reports;
+        says on the console what was folded into what."""
+        folded = verdict.fold(self.result.findings)
+        mapping = {id(old): new for old, new in zip(self.result.findings, folded, strict=True)}
+        self.result.findings = folded
+        for stage in self.result.stages:
+            stage.findings = [mapping.get(id(f), f) for f in stage.findings]
+        merged: dict[str, list[str]] = {}
+        for f in folded:
+            if f.skipped.startswith("folded into "):
+                merged.setdefault(f.skipped.split(":")[0].removeprefix("folded into "),
+                                  []).append(f.check_id)
+        for lead, others in merged.items():
+            self._say(f"one fix, one finding: {', '.join(dict.fromkeys(others))} reported as "
+                      f"{lead} (the strongest evidence)", force=True)
+
+    def _report_files(self) -> dict[str, Path]:
+        """The project files report locations point into (SARIF)."""
+        files = {}
+        if self.settings.dockerfile:
+            files["dockerfile"] = self.settings.path(self.settings.dockerfile)
+        if self.settings.compose_file:
+            files["compose"] = self.settings.path(self.settings.compose_file)
+        return files
+
+    def _wave(self, lanes: list[list[tuple[StageResult, Callable[[StageResult], None]]]]) -> bool:
+        """Run each lane's stages in order, the lanes side by side; True when all passed."""
+        def lane_ok(lane: list[tuple[StageResult, Callable[[StageResult], None]]]) -> bool:
+            return all(self._stage(stage, action) for stage, action in lane)
+
+        if len(lanes) == 1:
+            return lane_ok(lanes[0])
+        with ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix="gate") as pool:
+            results = list(pool.map(lane_ok, lanes))
+        return all(results)
+
+    def _stage(self, stage: StageResult, action: Callable[[StageResult], None]) -> bool:
+        """Run one stage, time it, judge its findings; True when it passed."""
+        self._say(f"▶ {stage.name}")
+        started = time.monotonic()
+        try:
+            action(stage)
+        except ImagegateError as exc:
+            stage.status = "error" if exc.exit_code == 2 else "failed"
+            stage.message, stage.detail = exc.message, exc.detail
+        stage.seconds = time.monotonic() - started
+        if stage.status == "pending":
+            failing = [f for f in stage.findings if verdict.fails(f, self.settings.fail_on)]
+            stage.status = "failed" if failing else "passed"
+        ok = stage.status in ("passed", "skipped")
+        counts = ", ".join(f"{n} {k}" for k, n in stage.counts(self.settings.fail_on).items())
+        mark = {"passed": "✓", "skipped": "-"}.get(stage.status, "✗")
+        line = f"{mark} {stage.name} {stage.status} in {stage.seconds:.1f}s"
+        self._say(line + (f" ({counts})" if counts else ""), force=True)
+        groups = verdict.by_outcome(stage.findings, self.settings.fail_on)
+        for f in groups["failed"]:
+            self._say(f"    ✗ {f.severity} {f}", force=True)
+        for f in groups["warning"] + groups["info"]:
+            self._say(f"    ⚠ {f.severity} {f}", force=True)
+        if stage.message:
+            self._say(f"    {stage.message}", force=True)
+        if not ok and stage.detail and not groups["failed"]:
+            tail = stage.detail.strip().splitlines()[-15:]
+            self._say("\n".join(f"    | {t}" for t in tail), force=True)
+        return ok
+
+    def _say(self, line: str, *, force: bool = False) -> None:
+        """Progress output; ``--quiet`` keeps only stage verdicts, findings and the report line."""
+        if force or not self.options.quiet:
+            self.echo(line)
+
+    # -- stages ------------------------------------------------------------------------------
+
+    def _preflight(self, stage: StageResult) -> None:
+        """Discover what was not configured, check files, start/find the engine; write the
+        resolved settings the pytest stages read."""
+        from imagegate.config.project import resolve, web_port
+
+        self.settings = resolve(self.settings)
+        for line in settings_mod.describe(self.settings):
+            self._say(f"    {line}", force=True)
+        if self.settings.compose_file:
+            from imagegate.config.project import compose_model
+            from imagegate.model.compose import other_builds
+            from imagegate.pytest_plugin.stack import gated_of
+
+            self.model, interp = compose_model(self.settings)
+            gated = gated_of(self.settings, self.model)
+            others = [svc for svc, _ in other_builds(self.model, gated)]
+            self._say(f"    gated services: {', '.join(gated) or 'none'} (run the tested image)",
+                      force=True)
+            if others:
+                self._say(f"    also built: {', '.join(others)} (their own build:, run in the "
+                          "stack, linted as advice)", force=True)
+            if interp.sources:
+                self._say(f"    interpolation: {interp.describe()}", force=True)
+        dockerfile = self.settings.path(self.settings.dockerfile)
+        if not dockerfile.is_file():
+            raise UsageError(f"{dockerfile}: Dockerfile not found")
+        web_port(self.settings)  # the image and stack stages run the web service: its port must be known
+        ensure_engine()
+        self.cli = client()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.settings_file, json.dumps(settings_mod.dump(self.settings), indent=2) + "\n")
+
+    def _bases(self, stage: StageResult) -> None:
+        """Make (or find) the local base images the Dockerfile names."""
+        if not pipeline.ensure_bases(self.settings, log=self._say):
+            stage.status = "skipped"
+            stage.message = "the Dockerfile names no imagegate base"
+
+    def _build(self, stage: StageResult) -> None:
+        """Build the image (BuildKit or classic, as configured) and, side by side, every other
+        service compose builds; record size and biggest layers of the gated one."""
+        where = self.settings.dockerfile
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="build") as pool:
+            others = pool.submit(self._build_others) if self.model is not None else None
+            if not self.image_id:
+                try:
+                    built = pipeline.build_app(self.cli, self.settings, self.session, log=self._say)
+                except BuildFailed as exc:
+                    self._add(stage, Finding("IG-BUILD", False, exc.message, where,
+                                             detail=exc.detail, severity="error", stage="build"))
+                    raise
+                self.image_id = built.image_id
+                self._add(stage, Finding(
+                    "IG-BUILD", True, f"built {built.image_id[7:19]} with {built.builder} in "
+                    f"{built.seconds:.1f}s", where, severity="error", stage="build"))
+        try:
+            services = others.result() if others is not None else {}
+        except BuildFailed as exc:
+            self._add(stage, Finding("IG-BUILD", False, exc.message, where, detail=exc.detail,
+                                     severity="error", stage="build"))
+            raise
+        for svc, result in services.items():
+            self._add(stage, Finding(
+                "IG-BUILD", True, f"built {result.image_id[7:19]} for service {svc} with "
+                f"{result.builder} in {result.seconds:.1f}s",
+                f"{self.model.files[0].name}:service {svc}", severity="error", stage="build"))
+        self._record_image()
+
+    def _add(self, stage: StageResult, finding: Finding) -> None:
+        """Record ``finding`` in the stage and in the gate's result."""
+        stage.findings.append(finding)
+        self.result.findings.append(finding)
+
+    def _build_others(self) -> dict[str, Any]:
+        """The other services' images (:func:`pipeline.build_services`)."""
+        from imagegate.pytest_plugin.stack import gated_of
+
+        return pipeline.build_services(self.cli, self.settings, self.model,
+                                       gated_of(self.settings, self.model), log=self._say)
+
+    def _record_image(self) -> None:
+        """Size, layers and the biggest layers of the gated image; its id in the settings file."""
+        image = self.cli.images.get(self.image_id)
+        layers = [h for h in image.history() if h.get("Size", 0) > 0]
+        top = sorted(layers, key=lambda h: h["Size"], reverse=True)[:5]
+        self.result.image = {
+            "id": image.id, "tags": ", ".join(image.tags), "size": image.attrs["Size"],
+            "budget_mb": self.settings.size_budget_mb, "layers": len(layers),
+            "layer_budget": self.settings.layer_budget,
+            "top_layers": [
+                {"size": h["Size"], "created_by": created_by(h, width=100)}
+                for h in top
+            ],
+        }
+        with contextlib.suppress(ImagegateError):  # the settings file now names the image
+            data = settings_mod.dump(self.settings)
+            data["image"] = self.image_id
+            data["sources"] = {**data["sources"], "image": "tested by this gate"}
+            # atomically: the lint stage's pytest reads this file while the build runs beside it
+            write_atomic(self.settings_file, json.dumps(data, indent=2) + "\n")
+
+    def _pytest_stage(self, name: str) -> Callable[[StageResult], None]:
+        """A stage made of pytest runs: the generic checks (isolated from the project's pytest
+        configuration), then the project's own suite for that stage (under its own)."""
+        def action(stage: StageResult) -> None:
+            if name == "stack" and not self.settings.compose_file:
+                stage.status = "skipped"
+                from imagegate.model.compose import no_compose_file
+
+                stage.message = f"{no_compose_file()}: stack checks skipped; set compose_file"
+                return
+            own = {"lint": self.settings.unit_tests, "image": self.settings.image_tests,
+                   "stack": self.settings.stack_tests}[name]
+            runs = [("generic", generic_args(name))]
+            if own:
+                select = ["-m", self.settings.gate_select] if self.settings.gate_select else []
+                runs.append(("project", [*(str(self.settings.path(t)) for t in own),
+                                         "--imagegate-skip-generic", *select]))
+            def one(label: str, args: list[str]) -> tuple[int, list[str], list[Finding]]:
+                findings_file = self.out_dir / f"findings-{name}-{label}.jsonl"
+                findings_file.unlink(missing_ok=True)
+                cmd = [sys.executable, "-m", "pytest", *args,
+                       "--rootdir", str(self.settings.project_dir),
+                       "--imagegate-settings", str(self.settings_file),
+                       "--imagegate-findings", str(findings_file),
+                       # one session per pytest run: runs side by side never clean up each other
+                       "--imagegate-stage", name,
+                       "--imagegate-session", f"{self.session}-{name}-{label}",
+                       "-q" if self.options.quiet else "-v", "--color=no", "-p", "no:cacheprovider",
+                       *self.options.pytest_args]
+                rc, tail = self._stream(cmd, timeout=STAGE_TIMEOUT[name],
+                                        generic=label == "generic", prefix=f"{name}/{label}")
+                return rc, tail, _read_findings(findings_file)
+
+            # the generic checks and the project's own suite side by side (separate pytest runs)
+            with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix=name) as pool:
+                done = list(pool.map(lambda run: one(*run), runs))
+            for (label, _), (rc, tail, found) in zip(runs, done, strict=True):
+                stage.findings.extend(found)
+                self.result.findings.extend(found)
+                if rc in PYTEST_USAGE or (rc != 0 and not found):
+                    stage.status = "error"
+                    stage.message = (f"pytest {PYTEST_USAGE.get(rc, f'exited {rc}')} in the "
+                                     f"{name} stage ({label} checks): {tail[-1] if tail else ''}")
+                    stage.detail = "\n".join(tail)
+        return action
+
+    def _stream(self, cmd: list[str], timeout: float, *, generic: bool,
+                prefix: str = "") -> tuple[int, list[str]]:
+        """Run pytest, echoing its lines (unless quiet); return its exit code and output tail.
+
+        The settings come from the gate's file, so IMAGEGATE_* variables are not passed on;
+        the generic checks also lose PYTEST_ADDOPTS/PYTEST_PLUGINS (isolated from the project).
+        """
+        tail: list[str] = []
+        env = stage_env(generic=generic)
+        proc = subprocess.Popen(cmd, cwd=self.settings.project_dir, stdout=subprocess.PIPE, env=env,
+                                stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                line = line.rstrip("\n")
+                tail = [*tail[-40:], line]
+                self._say(f"    [{prefix}] {line}" if prefix else f"    {line}")
+                if time.monotonic() > deadline:
+                    proc.terminate()  # the plugin turns SIGTERM into an orderly cleanup
+                    tail.append(f"stage timed out after {timeout:g}s")
+                    break
+            return proc.wait(timeout=60), tail
+        except BaseException:
+            proc.terminate()
+            proc.wait(timeout=60)
+            raise
+
+    def _push(self, stage: StageResult) -> None:
+        """Push the tested image (credentials, retries, digest pulled back: :mod:`.push`);
+        record ``ref@digest``."""
+        from imagegate.gate.push import push
+
+        pushed = push(self.cli, self.image_id, self.options.push, log=self._say)
+        self.result.pushed = {"ref": pushed.ref, "digest": pushed.digest}
+        self._say(f"pushed {pushed.pinned}", force=True)
+
+
+def generic_args(stage: str) -> list[str]:
+    """pytest arguments that collect a stage's generic checks isolated from the project's own
+    pytest configuration (imagegate's ini, no conftest above the checks package)."""
+    return ["--pyargs", GENERIC[stage], "-c", str(GENERIC_INI),
+            "--confcutdir", str(Path(__file__).parent.parent / "suites")]
+
+
+def stage_env(*, generic: bool) -> dict[str, str]:
+    """The environment of a stage's pytest run: settings come from the gate's file (no
+    IMAGEGATE_*), and the generic checks lose PYTEST_ADDOPTS/PYTEST_PLUGINS too."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
+    if generic:
+        env = {k: v for k, v in env.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
+    return env
+
+
+def _read_findings(path: Path) -> list[Finding]:
+    """The findings a pytest stage wrote (JSON lines); none when it wrote no file."""
+    if not path.is_file():
+        return []
+    return [Finding.from_dict(json.loads(line)) for line in path.read_text().splitlines()
+            if line.strip()]
+
+
+def check_push_ref(ref: str) -> None:
+    """A push target must name a registry host: REGISTRY/REPO[:TAG] (a UsageError if not)."""
+    from imagegate.gate.push import parse_ref
+
+    parse_ref(ref)
+
+
+def lint_only(settings: Settings) -> list[Finding]:
+    """The Dockerfile lint findings, judged (for `imagegate lint`): those that are not passes."""
+    from imagegate.checks import lint
+    from imagegate.config.project import resolve
+    from imagegate.results.verdict import Judge
+
+    settings = resolve(settings)
+    dockerfile = settings.path(settings.dockerfile)
+    config = next((d / ".hadolint.yaml" for d in (dockerfile.parent, settings.project_dir)
+                   if (d / ".hadolint.yaml").is_file()), None)
+    found = lint.hadolint(dockerfile, config) + lint.extra_checks(dockerfile.read_text(),
+                                                                  dockerfile.name)
+    if build.builder_name(settings.builder) != "classic":
+        found = [f for f in found if f.check_id != "IG-LINT-BUILDKIT-SYNTAX"]
+    return [f for f in Judge(settings, dockerfile).judge_all(found) if not f.ok]
+
+
+def prune(*, images: bool, echo: Callable[[str], None] = print) -> None:
+    """Remove objects of dead sessions, and with ``images`` every image the harness labelled."""
+    from imagegate.engine import IMAGE_LABEL, cleanup_session, stale_sessions
+
+    cli = client()
+    for session in sorted(stale_sessions(cli)):
+        echo(f"session {session}: removed {cleanup_session(session, cli)}")
+    if images:
+        for image in cli.images.list(filters={"label": f"{IMAGE_LABEL}=true"}):
+            try:
+                cli.images.remove(image.id, force=True)
+                echo(f"image {image.short_id} {image.tags}: removed")
+            except Exception as exc:
+                echo(f"image {image.short_id}: kept ({str(exc)[:80]})")
+    run(["docker", "image", "prune", "-f", "--filter", f"label={IMAGE_LABEL}=true"],
+        timeout=120, check=False)
+

@@ -1,0 +1,1 @@
+"""The user's files: the Dockerfile parser, the compose model, what a service runs."""

@@ -1,0 +1,1 @@
+"""From findings to reports: findings, the verdict, JUnit/JSON/Markdown, SARIF."""

@@ -1,0 +1,1 @@
+"""Running things: one container, a compose stack, the probe inside its network."""

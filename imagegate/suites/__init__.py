@@ -1,0 +1,1 @@
+"""The generic pytest suites the gate runs, one per stage (lint, image, stack)."""
