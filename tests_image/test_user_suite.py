@@ -3,15 +3,13 @@ project whose pytest config turns every warning into an error (as the Flask tuto
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
+
+from testsupport.samples import flaskr_project
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.slow
 
-SAMPLE = Path(__file__).resolve().parents[1] / "tests_stack" / "projects" / "flaskr"
 SUITE = '''
 import pytest
 
@@ -40,11 +38,7 @@ def test_a_users_image_suite_under_W_error(pytester: pytest.Pytester,
     """`filterwarnings = ["error"]`: the plugin's fixtures leak nothing (the build's pipe was an
     unclosed file, an error at the first test's setup), and socket and process questions have an
     answer on a slim image without ss, netstat or ps (``app_sockets``, ``app_processes``)."""
-    for item in SAMPLE.iterdir():
-        if item.is_dir():
-            shutil.copytree(item, pytester.path / item.name)
-        else:
-            shutil.copy(item, pytester.path / item.name)
+    flaskr_project(pytester.path)
     (pytester.path / "pyproject.toml").write_text(
         '[project]\nname = "flaskr"\nversion = "1.0.0"\n\n[tool.pytest.ini_options]\n'
         'filterwarnings = ["error"]\n')

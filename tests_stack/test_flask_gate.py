@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,10 @@ from typing import Any
 import pytest
 from stack_helpers import IMAGEGATE, findings, result
 
+from testsupport.samples import flaskr_project
+
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("flaskr")]
 
-SAMPLE = Path(__file__).parent / "projects" / "flaskr"
 FLASK_IDS = ("IG-FLASK-DEBUGGER", "IG-FLASK-DEV-SERVER", "IG-FLASK-DEBUG-ENV",
              "IG-FLASK-SECRET-KEY", "IG-FLASK-ROUTES", "IG-LINT-FLASK-SOURCE")
 
@@ -59,8 +59,7 @@ def key_from_environment(project: Path) -> None:
 def flaskr(tmp_path: Path, python_slim_image: str) -> Callable[..., Path]:
     """``flaskr(edit, ...)``: a fresh copy of the sample with each edit applied."""
     def make(*edits: Callable[[Path], None]) -> Path:
-        dest = tmp_path / "flaskr"
-        shutil.copytree(SAMPLE, dest)
+        dest = flaskr_project(tmp_path / "flaskr")
         for edit in edits:
             edit(dest)
         return dest
