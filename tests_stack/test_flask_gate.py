@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from stack_helpers import IMAGEGATE, findings, result
 
-from testsupport.samples import flaskr_project
+from testsupport.samples import flaskr_project, secret_key_from_environment
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("flaskr")]
 
@@ -42,14 +42,7 @@ def raising_route(project: Path) -> None:
 def key_from_environment(project: Path) -> None:
     """The fix: no default key in the code; FLASK_SECRET_KEY from the environment
     (from_prefixed_env), which compose requires (CI sets it)."""
-    init = project / "flaskr/__init__.py"
-    text = init.read_text()
-    default = '        # a default secret that should be overridden by instance config\n' \
-              '        SECRET_KEY="dev",\n'
-    anchor = '        DATABASE=os.path.join(app.instance_path, "flaskr.sqlite"),\n    )\n'
-    assert default in text and anchor in text
-    text = text.replace(default, "", 1)
-    init.write_text(text.replace(anchor, anchor + "    app.config.from_prefixed_env()\n", 1))
+    secret_key_from_environment(project / "flaskr")
     compose = project / "compose.yaml"
     compose.write_text(compose.read_text() + "    environment:\n      FLASK_SECRET_KEY: "
                        "${FLASK_SECRET_KEY:?set FLASK_SECRET_KEY}\n")

@@ -26,6 +26,7 @@ from stack_helpers import IMAGEGATE, findings, gate, result
 from imagegate.engine import session_labels
 from imagegate.proc import wait_until
 from imagegate.run.container import running
+from testsupport.samples import secret_key_from_environment
 
 pytestmark = pytest.mark.slow
 
@@ -105,15 +106,7 @@ def test_blog_tutorial_factory_with_sqlite(checkout: Callable[[str], Path], dock
                                               severity="error")}
     assert errors == {"IG-FLASK-SECRET-KEY"}, gated.stdout[-4000:]
 
-    factory = project / "flaskr/__init__.py"
-    text = factory.read_text()
-    default = '        # a default secret that should be overridden by instance config\n' \
-              '        SECRET_KEY="dev",\n'
-    anchor = "    if test_config is None:\n"
-    assert default in text and anchor in text
-    factory.write_text(text.replace(default, "").replace(
-        anchor, "    app.config.from_prefixed_env()  # FLASK_SECRET_KEY from the environment\n"
-        + anchor, 1))
+    secret_key_from_environment(project / "flaskr")
     git(project, "commit", "-qam", "the secret key from the environment, as init advised")
     said, _ = init_then_gate(project, "--force")
     assert "secrets: FLASK_SECRET_KEY (read from the environment) → required by compose" in said

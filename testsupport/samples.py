@@ -21,3 +21,17 @@ def flaskr_project(dest: Path) -> Path:
     shutil.copytree(DOCKERIZED, dest, dirs_exist_ok=True)
     shutil.copytree(TUTORIAL, dest / "flaskr", ignore=shutil.ignore_patterns("__pycache__"))
     return dest
+
+
+def secret_key_from_environment(package: Path) -> None:
+    """The fix of the tutorial's factory: no default ``SECRET_KEY = "dev"`` in the code, and
+    ``FLASK_SECRET_KEY`` read from the environment (``app.config.from_prefixed_env()``), as
+    init's note and IG-FLASK-SECRET-KEY's page advise. ``package`` is the ``flaskr`` folder."""
+    factory = package / "__init__.py"
+    text = factory.read_text()
+    default = ('        # a default secret that should be overridden by instance config\n'
+               '        SECRET_KEY="dev",\n')
+    anchor = '        DATABASE=os.path.join(app.instance_path, "flaskr.sqlite"),\n    )\n'
+    assert default in text and anchor in text, f"{factory} is not the tutorial's factory"
+    factory.write_text(text.replace(default, "", 1).replace(
+        anchor, anchor + "    app.config.from_prefixed_env()  # FLASK_SECRET_KEY\n", 1))
