@@ -122,3 +122,23 @@ def test_what_ends_the_wait(stack: Stack, container: FakeContainer, expected: st
 def test_exception_lines(line: str, matches: bool) -> None:
     """What counts as the exception line of a log."""
     assert bool(EXCEPTION_LINE.match(line)) is matches
+
+
+def test_the_crash_line_is_the_services_not_composes(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """compose's own warnings go to its stderr (``the attribute `version` is obsolete``): they
+    are not the service's last log line."""
+    import subprocess
+
+    (tmp_path / "compose.yaml").write_text(textwrap.dedent(COMPOSE))
+    model = Model.load([tmp_path / "compose.yaml"], project_dir=tmp_path, env={})
+    stack = Stack((tmp_path / "compose.yaml",), "p", tmp_path, {}, tmp_path / "empty.env", "s",
+                  model=model)
+    warning = ('time="2026-12-03T20:19:18Z" level=warning msg="compose.yaml: the attribute '
+               '`version` is obsolete"\n')
+    monkeypatch.setattr(stack, "compose", lambda *a, **k: subprocess.CompletedProcess(
+        a, 0, TRACEBACK, warning))
+    assert "version" not in stack.logs("web")
+    said = watch(stack, FakeContainer("web", "exited", 3))
+    assert said.endswith("(last log line: [2026-12-03 19:00:01 +0000] [1] [ERROR] Reason: "
+                         "Worker failed to boot.)"), said

@@ -173,8 +173,8 @@ class Gate:
             self._say(f"    ✗ {f.severity} {f}", force=True)
         for f in groups["warning"] + groups["info"]:
             self._say(f"    ⚠ {f.severity} {f}", force=True)
-        if stage.message:
-            self._say(f"    {stage.message}", force=True)
+        if stage.message and stage.message not in {f.message for f in stage.findings}:
+            self._say(f"    {stage.message}", force=True)  # not again when a finding said it
         if not ok and stage.detail and not groups["failed"]:
             tail = stage.detail.strip().splitlines()[-15:]
             self._say("\n".join(f"    | {t}" for t in tail), force=True)

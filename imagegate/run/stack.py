@@ -390,10 +390,12 @@ class Stack:
         return self.compose("ps", "-a", check=False).stdout
 
     def logs(self, service: str, tail: int = 100) -> str:
-        """The last ``tail`` log lines of ``service`` (stdout and stderr)."""
+        """The last ``tail`` log lines of ``service`` (its stdout and stderr, as compose prints
+        them on its own stdout); compose's own stderr (``the attribute `version` is obsolete``)
+        only when it printed no log, to say why."""
         proc = self.compose("logs", "--no-color", "--no-log-prefix", "--tail", str(tail), service,
                             check=False)
-        return proc.stdout + proc.stderr
+        return proc.stdout if proc.stdout.strip() or proc.returncode == 0 else proc.stderr
 
     def health_log(self, service: str) -> str:
         """The last healthcheck probes of ``service`` with exit codes and output."""
