@@ -351,7 +351,7 @@ def dev_server_argv(argv: Sequence[str]) -> str:
     if "werkzeug.serving" in joined or "run_simple" in joined:
         return "werkzeug.serving"
     if kind == "python" and "run" in tokens[2:]:
-        return "a FlaskGroup run command (" + servers.shown(tokens, 60) + ")"
+        return "a FlaskGroup run command"
     return ""
 
 
