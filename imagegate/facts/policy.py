@@ -259,10 +259,14 @@ class ImageFacts:
         return uid, gids, ""
 
 
-def check(check_id: str) -> Callable[[Check], Check]:
-    """Register a check function under ``check_id``."""
+def check(check_id: str, **spec: Any) -> Callable[[Check], Check]:
+    """Declare image check ``check_id`` on its function: its catalogue row (``spec``: title,
+    stage, evidence, severities, kind; see :func:`imagegate.checks.catalogue.check`), and the
+    function the generic image suite runs on the image's facts."""
+    from imagegate.checks.catalogue import check as declare
+
     def register(fn: Check) -> Check:
-        CHECKS[check_id] = fn
+        CHECKS[check_id] = declare(check_id, **spec)(fn)
         return fn
     return register
 
@@ -287,7 +291,8 @@ def run_checks(facts: ImageFacts, settings: Settings) -> list[Finding]:
     return [f for f in out if not settings.ignored(f.check_id)]
 
 
-@check("IG-USER-NONROOT")
+@check("IG-USER-NONROOT", title="the image's USER is a non-root user it can resolve",
+       stage="image", evidence="image", baseline="warning", category="security")
 def user_nonroot(facts: ImageFacts, settings: Settings) -> Finding:
     """The image runs as a non-root user the image itself can resolve."""
     cid, where = "IG-USER-NONROOT", "Config.User"
@@ -303,7 +308,8 @@ def user_nonroot(facts: ImageFacts, settings: Settings) -> Finding:
     return Finding(cid, True, f"runs as uid {uid} (USER {facts.user})", where)
 
 
-@check("IG-USER-NUMERIC")
+@check("IG-USER-NUMERIC", title='USER is a numeric UID (runAsNonRoot can verify it)',
+       stage="image", evidence="image", baseline="warning", category="security")
 def user_numeric(facts: ImageFacts, settings: Settings) -> Finding:
     """USER is a numeric UID, so Kubernetes runAsNonRoot can verify it."""
     cid, where = "IG-USER-NUMERIC", "Config.User"
@@ -315,7 +321,8 @@ def user_numeric(facts: ImageFacts, settings: Settings) -> Finding:
                    "(expected e.g. USER 10001:10001)", where)
 
 
-@check("IG-HEALTHCHECK")
+@check("IG-HEALTHCHECK", title='the image has an exec-form HEALTHCHECK', stage="image",
+       evidence="image", baseline="warning", category="reliability")
 def healthcheck(facts: ImageFacts, settings: Settings) -> Finding:
     """A HEALTHCHECK in exec form (CMD, not CMD-SHELL, not NONE)."""
     cid, where = "IG-HEALTHCHECK", "Config.Healthcheck"
@@ -331,7 +338,8 @@ def healthcheck(facts: ImageFacts, settings: Settings) -> Finding:
     return Finding(cid, True, f"HEALTHCHECK {one_line(' '.join(test[1:]), 40)}", where)
 
 
-@check("IG-CMD-EXEC")
+@check("IG-CMD-EXEC", title='CMD/ENTRYPOINT is exec form (PID 1 gets the signals)', stage="image",
+       evidence="image", baseline="warning", category="reliability")
 def cmd_exec(facts: ImageFacts, settings: Settings) -> Finding:
     """CMD/ENTRYPOINT in exec form, not wrapped in /bin/sh -c (PID 1 gets the signals)."""
     cid = "IG-CMD-EXEC"
@@ -347,7 +355,8 @@ def cmd_exec(facts: ImageFacts, settings: Settings) -> Finding:
     return Finding(cid, True, f"{key} {one_line(' '.join(argv), 40)}", where)
 
 
-@check("IG-CMD-EXISTS")
+@check("IG-CMD-EXISTS", title='the CMD/ENTRYPOINT executable exists in the image', stage="image",
+       evidence="layers", baseline="error", category="reliability")
 def cmd_exists(facts: ImageFacts, settings: Settings) -> Finding:
     """The ENTRYPOINT/CMD program exists in the image, is executable, and so is its interpreter."""
     cid = "IG-CMD-EXISTS"
@@ -374,7 +383,8 @@ def cmd_exists(facts: ImageFacts, settings: Settings) -> Finding:
     return Finding(cid, True, one_line(shown, 200), where)
 
 
-@check("IG-PORT-EXPOSED")
+@check("IG-PORT-EXPOSED", title='the web port is EXPOSEd', stage="image", evidence="image",
+       baseline="warning", category="maintainability")
 def port_exposed(facts: ImageFacts, settings: Settings) -> Finding:
     """The web port is EXPOSEd (settings.web_port/tcp)."""
     want = f"{settings.web_port}/tcp"
@@ -385,7 +395,8 @@ def port_exposed(facts: ImageFacts, settings: Settings) -> Finding:
                    "Config.ExposedPorts")
 
 
-@check("IG-LABELS")
+@check("IG-LABELS", title='OCI labels title, version, revision, created, source', stage="image",
+       evidence="image", baseline="warning", category="maintainability")
 def labels(facts: ImageFacts, settings: Settings) -> Finding:
     """OCI labels title, version, revision (git sha), created (RFC 3339), source (URL)."""
     have = facts.config.get("Labels") or {}
@@ -406,7 +417,8 @@ def labels(facts: ImageFacts, settings: Settings) -> Finding:
     return Finding("IG-LABELS", True, "OCI labels present and well-formed", "Config.Labels")
 
 
-@check("IG-SIZE-BUDGET")
+@check("IG-SIZE-BUDGET", title='the image is within its size budget', stage="image",
+       evidence="image", baseline="warning", user_set="size_budget_mb", category="maintainability")
 def size_budget(facts: ImageFacts, settings: Settings) -> Finding:
     """The image size is within settings.size_budget_mb."""
     size = int(facts.attrs.get("Size") or 0)
@@ -421,7 +433,8 @@ def size_budget(facts: ImageFacts, settings: Settings) -> Finding:
                    detail="\n".join(layers))
 
 
-@check("IG-LAYER-BUDGET")
+@check("IG-LAYER-BUDGET", title='the image is within its layer budget', stage="image",
+       evidence="image", baseline="warning", user_set="layer_budget", category="maintainability")
 def layer_budget(facts: ImageFacts, settings: Settings) -> Finding:
     """The number of filesystem layers is within settings.layer_budget."""
     layers = (facts.attrs.get("RootFS") or {}).get("Layers")
@@ -432,7 +445,8 @@ def layer_budget(facts: ImageFacts, settings: Settings) -> Finding:
                    f"{count} filesystem layers, budget {settings.layer_budget}", "RootFS.Layers")
 
 
-@check("IG-NO-SETUID")
+@check("IG-NO-SETUID", title='no setuid/setgid files', stage="image", evidence="layers",
+       baseline="warning", category="security")
 def no_setuid(facts: ImageFacts, settings: Settings) -> Finding:
     """No file carries the setuid or setgid bit."""
     found = [f"{f.path} ({f.mode & 0o7777:o})" for f in _sorted(facts)
@@ -440,7 +454,8 @@ def no_setuid(facts: ImageFacts, settings: Settings) -> Finding:
     return _listing("IG-NO-SETUID", found, "setuid/setgid files", "no setuid/setgid files")
 
 
-@check("IG-NO-SECRET-FILES")
+@check("IG-NO-SECRET-FILES", title='no .env, .git or private keys in the image', stage="image",
+       evidence="layers", baseline="error", category="security")
 def no_secret_files(facts: ImageFacts, settings: Settings) -> list[Finding]:
     """No .env, .git, SSH private keys or *.pem/*.key files holding a PRIVATE KEY — of the
     project's own: a key an installed distribution ships (listed in its ``RECORD``: a test
@@ -481,7 +496,8 @@ def packaged_files(facts: ImageFacts) -> dict[str, str]:
     return owners
 
 
-@check("IG-NO-TEST-OR-CACHE")
+@check("IG-NO-TEST-OR-CACHE", title='no test suites or tool caches in the image', stage="image",
+       evidence="layers", baseline="warning", category="maintainability")
 def no_test_or_cache(facts: ImageFacts, settings: Settings) -> Finding:
     """No test suites, tool caches, pip or apt caches in the image (library tests are fine)."""
     found = [f.path for f in _sorted(facts) if _test_or_cache(f)]
@@ -489,7 +505,8 @@ def no_test_or_cache(facts: ImageFacts, settings: Settings) -> Finding:
                     "no test suites or caches")
 
 
-@check("IG-NO-SECRET-ENV")
+@check("IG-NO-SECRET-ENV", title='no secrets in ENV, build args or history', stage="image",
+       evidence="image", baseline="error", category="security")
 def no_secret_env(facts: ImageFacts, settings: Settings) -> Finding:
     """No secret-looking ENV or build ARG values in the config or the layer history."""
     problems: list[str] = []
@@ -513,7 +530,8 @@ def no_secret_env(facts: ImageFacts, settings: Settings) -> Finding:
                    "Config.Env", detail="\n".join(problems))
 
 
-@check("IG-APP-NOT-WRITABLE")
+@check("IG-APP-NOT-WRITABLE", title='the runtime user cannot write its WORKDIR', stage="image",
+       evidence="layers", baseline="warning", category="security")
 def app_not_writable(facts: ImageFacts, settings: Settings) -> Finding:
     """Nothing under WORKDIR is writable by the runtime user (owner, group or world)."""
     cid = "IG-APP-NOT-WRITABLE"
@@ -889,7 +907,9 @@ _created_by = created_by  # the name tests_unit/test_policy.py imports
 CA_BUNDLE_PATH = "/etc/ssl/certs/ca-certificates.crt"  # in TEXT_FILES: kept whole
 
 
-@check("IG-CA-BUNDLE")
+@check("IG-CA-BUNDLE",
+       title="imagegate's bases trust Debian's CA set plus declared extra_ca_certs only",
+       stage="image", evidence="layers", baseline="warning", category="reliability")
 def ca_bundle(facts: ImageFacts, settings: Settings) -> Finding:
     """An image on imagegate's bases trusts Debian's CA set plus the declared extra_ca_certs only."""
     from imagegate.build import base

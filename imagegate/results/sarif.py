@@ -59,18 +59,18 @@ EVIDENCE = {
     "tests": ("the project's own tests", "high"),
     "dockerfile": ("read from the Dockerfile's text", "medium"),
 }
-#: Checks about an attack surface (GitHub shows these as security alerts, with a severity score).
+#: The kind of the checks not yet declared with :func:`imagegate.checks.catalogue.check` (which
+#: carries ``category`` on the check): about an attack surface (GitHub shows these as security
+#: alerts, with a severity score), or about maintainability.
 SECURITY = frozenset({
     "IG-LINT-USER-MISSING", "IG-LINT-USER-ROOT", "IG-LINT-SECRET", "IG-LINT-ADD-URL",
-    "IG-USER-NONROOT", "IG-USER-NUMERIC", "IG-NO-SETUID", "IG-NO-SECRET-FILES",
-    "IG-NO-SECRET-ENV", "IG-APP-NOT-WRITABLE", "IG-RUN-USER-NONROOT", "IG-RUN-PROCS-NONROOT",
+    "IG-RUN-USER-NONROOT", "IG-RUN-PROCS-NONROOT",
     "IG-RUN-APP-NOT-WRITABLE", "IG-RUN-NO-BUILD-TOOLS", "IG-RUN-NO-PIP-MODULE",
     "IG-STACK-LOOPBACK-ONLY", "IG-STACK-WEB-NONROOT", "IG-STACK-NOT-PRIVILEGED",
     "IG-STACK-SOURCE-MOUNT",
     "DL3002", "DL3004", "DL3064",  # hadolint: last USER root, sudo, secrets in ARG/ENV
 })
-MAINTAINABILITY = frozenset({"IG-LABELS", "IG-SIZE-BUDGET", "IG-LAYER-BUDGET",
-                             "IG-NO-TEST-OR-CACHE", "IG-PORT-EXPOSED", "IG-RUN-PIP-CHECK"})
+MAINTAINABILITY = frozenset({"IG-RUN-PIP-CHECK"})
 #: GitHub reads ``security-severity`` as >= 9 critical, 7-8.9 high, 4-6.9 medium, < 4 low.
 SECURITY_SEVERITY = {"error": "8.0", "warning": "5.0", "info": "2.0"}
 PROBLEM_SEVERITY = {"error": "error", "warning": "warning", "info": "recommendation"}
