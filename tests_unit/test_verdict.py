@@ -106,6 +106,15 @@ def test_severity_override_and_profile(tmp_path: Path) -> None:
                         'IG-RUN-PIP-CHECK = "error"')
     assert j.judge(Finding("IG-LABELS", False, "m")).severity == "info"
     assert j.judge(Finding("IG-USER-NUMERIC", False, "m")).severity == "error"
+    # upward at baseline, where IG-RUN-PIP-CHECK is a warning: the override makes it an error
+    # (a catalogue ignoring "error" overrides went unnoticed: hardened made it one anyway)
+    base = judge(tmp_path, '[tool.imagegate.severity]\nIG-RUN-PIP-CHECK = "error"\n'
+                           'DL3008 = "error"')
+    assert catalogue.severity("IG-RUN-PIP-CHECK", "baseline") == "warning"
+    assert base.judge(Finding("IG-RUN-PIP-CHECK", False, "m")).severity == "error"
+    assert base.fails(base.judge(Finding("IG-RUN-PIP-CHECK", False, "m")))
+    assert base.judge(Finding("DL3008", False, "pin", "Dockerfile:3",
+                              severity="warning")).severity == "error"
 
 
 def test_config_ignore_skips_with_where(tmp_path: Path) -> None:
