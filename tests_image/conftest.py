@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -32,9 +33,12 @@ def build_variant(docker_client: Any, imagegate_settings: Any, app_image: str,
     def make(mutate: Callable[[str], str]) -> str:
         text = mutate(source)
         assert text != source, "the mutation changed nothing"
-        dockerfile = out / f"Dockerfile.{abs(hash(text)):x}"
+        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+        dockerfile = out / f"Dockerfile.{digest}"
         dockerfile.write_text(text)
-        tag = f"imagegate/variant:{imagegate_session}-{len(built)}"
+        # the tag names the variant's text, not a counter read before the build: variants built
+        # side by side (four at a time) never take each other's tag
+        tag = f"imagegate/variant:{imagegate_session}-{digest}"
         try:
             result = build.build(
                 docker_client, context=context, dockerfile=dockerfile, tags=[tag],
@@ -45,6 +49,8 @@ def build_variant(docker_client: Any, imagegate_settings: Any, app_image: str,
         except ImagegateError as exc:
             pytest.fail(f"variant build failed: {exc.message}\n{exc.detail}", pytrace=False)
         built.append(tag)
+        tagged = docker_client.images.get(tag).id
+        assert tagged == result.image_id, f"{tag} names {tagged}, not the variant built"
         return result.image_id
 
     built: list[str] = []
