@@ -56,8 +56,13 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument("--project-dir", default=".", metavar="DIR", help="the Flask project")
     init.add_argument("--force", action="store_true", help="overwrite files that exist")
     init.add_argument("--dry-run", action="store_true", help="print what would be written, as a diff")
+    init.add_argument("--ci", choices=("github", "gitlab"), default="github",
+                      help="the CI file to write: a GitHub workflow (default) or .gitlab-ci.yml")
     checks = sub.add_parser("checks", help="list every check: id, stage, severity per profile")
     checks.add_argument("--markdown", action="store_true", help="as the README's Markdown table")
+    matrix = sub.add_parser("matrix", help="the images a repository holds, as a CI matrix (JSON)")
+    matrix.add_argument("--project-dir", default=".", metavar="DIR",
+                        help="a project, or a repository of projects (searched 4 levels deep)")
     explain = sub.add_parser("explain", help="print a check's page: what it proves, why, the fix")
     explain.add_argument("check_id", metavar="ID", help="a check id (IG-…, DL…, SC…)")
     return p
@@ -122,7 +127,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     """Write the Docker setup (see :mod:`imagegate.scaffold`)."""
     from imagegate import scaffold as init
 
-    return init.run(args.project_dir, force=args.force, dry_run=args.dry_run)
+    return init.run(args.project_dir, force=args.force, dry_run=args.dry_run, ci=args.ci)
 
 
 def cmd_checks(args: argparse.Namespace) -> int:
@@ -130,6 +135,16 @@ def cmd_checks(args: argparse.Namespace) -> int:
     from imagegate.checks import catalogue
 
     print(catalogue.markdown() if args.markdown else catalogue.text())
+    return 0
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    """Print the images to gate as a CI matrix: ``{"include": [{project, service, …}]}``."""
+    import json
+
+    from imagegate.gate.matrix import entries
+
+    print(json.dumps({"include": entries(args.project_dir)}, separators=(",", ":")))
     return 0
 
 
@@ -199,7 +214,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 COMMANDS = {"gate": cmd_gate, "lint": cmd_lint, "base": cmd_base, "build": cmd_build,
             "engine": cmd_engine, "prune": cmd_prune, "checks": cmd_checks,
-            "explain": cmd_explain,
+            "explain": cmd_explain, "matrix": cmd_matrix,
             "init": cmd_init}
 
 

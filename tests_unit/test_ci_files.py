@@ -217,3 +217,68 @@ def test_installed_hooks_refuse_the_commit(sample: Path, env: dict[str, str]) ->
     stage(sample, env, CLEAN)
     accepted = sh(["git", "commit", "-q", "-m", "clean"], sample, env)
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+
+
+# --- one job per image, and GitLab ------------------------------------------------------------
+
+MATRIX_WORKFLOW = ROOT / "docs" / "ci" / "gate-matrix.yml"
+
+
+def test_matrix_workflow_is_valid_for_github() -> None:
+    """The one-job-per-image workflow (docs/ci) is a valid GitHub workflow whose gate job takes
+    its matrix from `imagegate matrix` and gates its own project."""
+    proc = check_jsonschema("--builtin-schema", "vendor.github-workflows", MATRIX_WORKFLOW)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    jobs = yaml.safe_load(MATRIX_WORKFLOW.read_text())["jobs"]
+    assert "imagegate matrix" in str(jobs["images"]["steps"])
+    assert jobs["gate"]["strategy"]["matrix"] == "${{ fromJSON(needs.images.outputs.matrix) }}"
+    assert '--project-dir "$PROJECT"' in str(jobs["gate"]["steps"])
+
+
+def test_gitlab_template_is_valid_and_runs_beside_dind(tmp_path: Path) -> None:
+    """`init --ci gitlab`'s .gitlab-ci.yml: valid for GitLab (check-jsonschema's vendored
+    gitlab-ci schema), Docker in a TLS docker:dind service as GitLab documents it, the JUnit
+    report as a test report, a push only from the default branch; and the schema bites."""
+    from imagegate.scaffold import TEMPLATES
+
+    text = (TEMPLATES / "gitlab-ci.yml.tmpl").read_text().replace("{{python}}", "3.11").replace(
+        "{{imagegate_spec}}", "imagegate==0.1.0")
+    path = tmp_path / ".gitlab-ci.yml"
+    path.write_text(text)
+    proc = check_jsonschema("--builtin-schema", "vendor.gitlab-ci", path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    job = yaml.safe_load(text)["imagegate"]
+    assert job["services"] == [{"name": "docker:27-dind", "alias": "docker"}]
+    assert job["variables"] == {"DOCKER_HOST": "tcp://docker:2376", "DOCKER_TLS_CERTDIR": "/certs",
+                                "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": "/certs/client"}
+    assert job["artifacts"]["reports"]["junit"] == ".imagegate-out/junit.xml"
+    assert '"$CI_COMMIT_BRANCH" = "$CI_DEFAULT_BRANCH"' in job["script"][0]
+    assert "--password-stdin" in job["script"][0]
+    bad = tmp_path / "bad.yml"
+    bad.write_text("imagegate:\n  script: echo\n  when: sometimes\n")
+    assert check_jsonschema("--builtin-schema", "vendor.gitlab-ci", bad).returncode == 1
+
+
+def test_matrix_lists_each_project_of_a_repository(tmp_path: Path) -> None:
+    """`imagegate matrix` on a repository of two projects (and a folder that is none): one entry
+    each, with what the gate would gate there; a project's own sub-folders are not projects."""
+    import json
+    import shutil
+
+    from imagegate import cli
+
+    projects = ROOT / "tests_stack" / "projects"
+    shutil.copytree(projects / "proxied", tmp_path / "shop")
+    shutil.copytree(projects / "dockerinit", tmp_path / "services" / "api")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "shop" / "pyproject.toml").write_text(
+        '[tool.imagegate]\ncompose_file = "docker-compose.prod.yml"\n')
+    out = subprocess.run([str(BIN / "imagegate"), "matrix", "--project-dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    assert json.loads(out) == {"include": [
+        {"project": "services/api", "compose_file": "compose.yaml", "service": "server",
+         "dockerfile": "Dockerfile", "context": ".", "image": "imagegate/api"},
+        {"project": "shop", "compose_file": "docker-compose.prod.yml", "service": "web",
+         "dockerfile": "services/web/Dockerfile.prod", "context": "services/web",
+         "image": "imagegate/shop"}]}
+    assert cli.main(["matrix", "--project-dir", str(tmp_path / "docs")]) == 2

@@ -614,3 +614,15 @@ def test_a_schema_command_becomes_a_one_shot_service_web_waits_for(
                             "-c", "open('ran', 'a').write('x')"], cwd=root, check=True)
     assert ran.returncode == again.returncode == 0
     assert (root / "ran").read_text() == "x", "the second start must not run it again"
+
+
+def test_ci_gitlab_writes_gitlab_ci_instead_of_the_workflow(
+        project: Callable[[Files], Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """`--ci gitlab`: .gitlab-ci.yml (the gate beside docker:dind), and no GitHub workflow."""
+    root = project({"app.py": SEED_APP, **LOCKS})
+    out = run_init(root, capsys, "--ci", "gitlab")
+    assert ".gitlab-ci.yml" in out and ".github/workflows/imagegate.yml" not in out
+    assert not (root / ".github").exists()
+    job = yaml.safe_load((root / ".gitlab-ci.yml").read_text())["imagegate"]
+    assert job["services"][0]["name"] == "docker:27-dind"
+    assert 'imagegate==' in " ".join(job["before_script"])

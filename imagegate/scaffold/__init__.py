@@ -48,6 +48,9 @@ TEMPLATES = Path(__file__).parent / "templates" / "init"
 LOCK = "requirements.lock"
 BOOTSTRAP_LOCK = "requirements-bootstrap.lock"
 WORKFLOW = ".github/workflows/imagegate.yml"
+GITLAB_CI = ".gitlab-ci.yml"
+#: ``--ci``: which CI file init writes.
+CI_FILES = {"github": WORKFLOW, "gitlab": GITLAB_CI}
 GUNICORN_CONF = "gunicorn.conf.py"
 PORT = 8000
 APP_ROOT = "/srv/app"
@@ -143,11 +146,11 @@ class Plan:
 
 
 def run(project_dir: str | os.PathLike[str], *, force: bool = False, dry_run: bool = False,
-        echo: Echo = print) -> int:
+        echo: Echo = print, ci: str = "github") -> int:
     """Write (or with ``dry_run`` show as a diff) the Docker setup of the Flask project at
     ``project_dir``; return 0. Every refusal is a :class:`UsageError` raised before anything is
     written (the CLI prints its one line and exits 2)."""
-    plan = make_plan(Path(project_dir), force=force)
+    plan = make_plan(Path(project_dir), force=force, ci=ci)
     where = "" if Path(project_dir).resolve() == Path.cwd() else f" --project-dir {project_dir}"
     changed = [n for n, t in plan.files.items() if _read(plan.root / n) != t]
     if dry_run:
@@ -169,7 +172,7 @@ def run(project_dir: str | os.PathLike[str], *, force: bool = False, dry_run: bo
     return 0
 
 
-def make_plan(project_dir: Path, *, force: bool = False) -> Plan:
+def make_plan(project_dir: Path, *, force: bool = False, ci: str = "github") -> Plan:
     """Decide every file's text; raise :class:`UsageError` (one line) on bad input."""
     root = project_dir.resolve()
     if not root.is_dir():
@@ -177,7 +180,7 @@ def make_plan(project_dir: Path, *, force: bool = False) -> Plan:
     pyproject = _pyproject(root)
     python, python_from, base_image, local_python = python_version(root, pyproject)
     deps = find_deps(root, pyproject)
-    compose_name = _check_conflicts(root, pyproject, deps, force)
+    compose_name = _check_conflicts(root, pyproject, deps, force, ci)
 
     plan = Plan(root)
     code_env = env_names(_code_files(root, None))
@@ -265,7 +268,7 @@ def make_plan(project_dir: Path, *, force: bool = False) -> Plan:
                   health=health, bare_import=not facts.get("bare_import"), env=env,
                   secrets=secrets_, services=services, meta=meta, setup=setup,
                   setup_once=setup_once)
-    render_all(plan, ctx, compose_name)
+    render_all(plan, ctx, compose_name, ci)
     return plan
 
 
@@ -286,12 +289,13 @@ def _setup_command(commands: Iterable[str], app: App, *, migrations: bool,
     return [], False
 
 
-def _check_conflicts(root: Path, pyproject: Mapping[str, Any], deps: Deps, force: bool) -> str:
+def _check_conflicts(root: Path, pyproject: Mapping[str, Any], deps: Deps, force: bool,
+                     ci: str = "github") -> str:
     """The compose file's name (the existing one, else compose.yaml); without ``force``, one
     line naming every file init would overwrite."""
     compose_name = next((n for n in COMPOSE_FILES if (root / n).is_file()), "compose.yaml")
     targets = ["Dockerfile", ".dockerignore", compose_name, GUNICORN_CONF,
-               *[n for n, t in deps.locks.items() if t is not None], WORKFLOW]
+               *[n for n, t in deps.locks.items() if t is not None], CI_FILES[ci]]
     conflicts = [n + (" (it lacks gunicorn: init re-locks it)" if n in deps.inputs else "")
                  for n in targets if (root / n).exists()]
     if "imagegate" in pyproject.get("tool", {}):
@@ -302,7 +306,7 @@ def _check_conflicts(root: Path, pyproject: Mapping[str, Any], deps: Deps, force
     return compose_name
 
 
-def render_all(plan: Plan, ctx: Context, compose_name: str) -> None:
+def render_all(plan: Plan, ctx: Context, compose_name: str, ci: str = "github") -> None:
     """Every file's text into ``plan.files``, in the order they are reported."""
     root, deps = ctx.root, ctx.deps
     plan.files["Dockerfile"] = render_dockerfile(ctx)
@@ -312,7 +316,8 @@ def render_all(plan: Plan, ctx: Context, compose_name: str) -> None:
     for name, text in deps.locks.items():
         if text is not None:
             plan.files[name] = text
-    plan.files[WORKFLOW] = render_workflow(ctx)
+    plan.files[CI_FILES[ci]] = render_workflow(
+        ctx, "gitlab-ci.yml.tmpl" if ci == "gitlab" else "workflow.yml.tmpl")
     plan.files["pyproject.toml"] = render_pyproject(root, ctx)
     gitignore = _gitignore(root)
     if gitignore is not None:
@@ -1237,9 +1242,10 @@ POSTGRES_COMMENT = """
   #     - no-new-privileges:true"""
 
 
-def render_workflow(ctx: Context) -> str:
-    """The GitHub workflow: imagegate's own gate.yml, installing imagegate instead of make."""
-    return fill((TEMPLATES / "workflow.yml.tmpl").read_text(), {
+def render_workflow(ctx: Context, template: str = "workflow.yml.tmpl") -> str:
+    """The CI file: the GitHub workflow (imagegate's own gate.yml, installing imagegate instead
+    of make), or with ``template`` GitLab's (the gate beside a docker:dind service)."""
+    return fill((TEMPLATES / template).read_text(), {
         "python": ctx.python if ctx.local_python else FALLBACK_BASE[1],
         "imagegate_spec": f"imagegate=={__version__}",
     })
