@@ -302,3 +302,25 @@ def test_pip_check_in_a_read_only_container(
         listed = ctr.container.exec_run(["/opt/venv/bin/python3", "-c",
                                          "import os; print(os.listdir('/dev/shm'))"]).output
         assert b"imagegate-pip.zip" in listed, listed
+
+
+def test_the_image_alone_is_reached_from_inside_where_its_port_is_not(
+        docker_client: Any, imagegate_session: str, build: Callable[..., str]) -> None:
+    """No compose file, and a published port this machine cannot reach (a remote engine whose
+    loopback is its own: published_host elsewhere): the container is still judged, through the
+    gate's probe on a network of its own, removed afterwards with the probe."""
+    from imagegate.config.settings import Settings
+    from imagegate.engine import labelled_objects
+    from imagegate.pytest_plugin import alone
+
+    image = build(HTTP)
+    settings = Settings(web_port=PORT, published_host="192.0.2.1",  # never contacted: no URL
+                        sources={"web_port": "test"})
+    session = f"{imagegate_session}-alone"
+    with alone(docker_client, image, session, settings, {}) as ctr:
+        assert ctr.url == "" and "cannot be reached at 192.0.2.1" in ctr.unreachable
+        ctr.wait_ready("/", timeout=30)
+        answer = ctr.get("/index.html")
+        assert (answer.status_code, answer.text) == (200, "hi\n")
+        assert labelled_objects(session, docker_client), "the container, probe and network"
+    assert labelled_objects(session, docker_client) == []

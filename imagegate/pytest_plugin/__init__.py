@@ -530,11 +530,7 @@ def app_start(request: pytest.FixtureRequest, docker_client: Any, app_image: str
     With a compose file and a web service: that service as compose runs it (command,
     environment, env_file, user, volumes, its dependencies up), reached from inside its network
     by the gate's probe. Without one: one container of the image alone (not read-only, no
-    Redis), through its published loopback port."""
-    from imagegate.config.project import web_port
-    from imagegate.engine.hosts import published_host
-    from imagegate.run.container import running
-
+    Redis; :func:`alone`), through the probe and its published loopback port."""
     s = imagegate_settings
     with contextlib.ExitStack() as exits:
         try:
@@ -547,13 +543,51 @@ def app_start(request: pytest.FixtureRequest, docker_client: Any, app_image: str
                     value("stack_env_file"), value("compose_model"), app_image,
                     value("service_images")))
             else:
-                options = fast_healthcheck(docker_client.images.get(app_image).attrs)
-                started = exits.enter_context(running(
-                    docker_client, app_image, imagegate_session, env=run_env,
-                    port=web_port(s), published_host=published_host(s), **options))
+                started = exits.enter_context(alone(docker_client, app_image,
+                                                    imagegate_session, s, run_env))
         except ImagegateError as exc:
             started = exc
         yield started
+
+
+@contextlib.contextmanager
+def alone(cli: Any, image: str, session: str, settings: Settings,
+          env: dict[str, str]) -> Iterator[Any]:
+    """One container of ``image`` with no compose file: on a network of its own (labelled,
+    removed after) beside the gate's probe, so it is reached from inside even where its
+    published loopback port is not (a remote engine); the port is still published and used
+    where this machine reaches it. Without Python in the image to probe from, the published
+    port alone."""
+    import uuid
+
+    from imagegate.config.project import web_port
+    from imagegate.engine import session_labels
+    from imagegate.engine.hosts import published_host
+    from imagegate.run.container import running
+    from imagegate.run.probe import ProbeError, running_probe
+
+    port = web_port(settings)
+    labels = session_labels(session)
+    network = cli.networks.create(f"{session}-alone-{uuid.uuid4().hex[:6]}", labels=labels)
+    try:
+        with contextlib.ExitStack() as exits:
+            ctr = exits.enter_context(running(
+                cli, image, session, env=env, port=port, published_host=published_host(settings),
+                reach_inside=True, network=network.name,
+                **fast_healthcheck(cli.images.get(image).attrs)))
+            try:
+                probe = exits.enter_context(running_probe(cli, image, network.name, labels))
+            except ProbeError:
+                probe = None
+            if probe is not None:
+                # the engine gives a container its short id as an alias on a user network (not
+                # its generated name): the probe reaches it by that
+                alias = ctr.id[:12]
+                ctr.probe_get = lambda path: probe.get(alias, port, path)
+            yield ctr
+    finally:
+        with contextlib.suppress(Exception):
+            network.remove()
 
 
 #: How often the gate's app container probes the image's HEALTHCHECK (its own command,

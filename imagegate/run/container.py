@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imagegate.engine import hosts, session_labels
-from imagegate.errors import ImagegateError
+from imagegate.errors import ImagegateError, UsageError
 from imagegate.proc import StopWaiting, WaitTimeout, wait_until
 from imagegate.text import one_line
 
@@ -55,6 +55,8 @@ class RunningContainer:
     #: ``GET path`` from inside the container's network (the gate's probe), for a container that
     #: publishes no port this machine reaches; None: through :attr:`url`.
     probe_get: Callable[[str], Any] | None = None
+    #: Why :attr:`url` is empty although the port is published (this machine cannot reach it).
+    unreachable: str = ""
 
     def get(self, path: str, timeout: float = 5.0) -> Any:
         """``GET path`` on the web port: through the probe when there is one, else through the
@@ -108,7 +110,9 @@ class RunningContainer:
         healthcheck = self.has_healthcheck()
         if not healthcheck and not self.url and self.probe_get is None:
             raise ContainerNotReady(f"container {self.name} has no healthcheck and no published "
-                                    "port: nothing tells when it is ready")
+                                    "port" + (f" this machine reaches ({self.unreachable})"
+                                              if self.unreachable else "")
+                                    + ": nothing tells when it is ready")
         target = "healthy" if healthcheck else f"answering GET {path}"
         seen = ["not probed yet"]
 
@@ -243,7 +247,8 @@ class RunningContainer:
 @contextlib.contextmanager
 def running(
     cli: Any, image: str, session: str, *, env: Mapping[str, str], port: int,
-    command: list[str] | None = None, published_host: str | None = None, **options: Any,
+    command: list[str] | None = None, published_host: str | None = None,
+    reach_inside: bool = False, **options: Any,
 ) -> Iterator[RunningContainer]:
     """Run ``image`` detached, port published on 127.0.0.1 only; remove it however we leave.
 
@@ -251,7 +256,10 @@ def running(
     from ``DOCKER_HOST``, see :func:`imagegate.engine.hosts.published_host`) and the port the engine
     chose; a loopback binding that host cannot reach is a :class:`~imagegate.errors.UsageError`.
 
-    ``options`` are ``containers.run`` keyword arguments (network, read_only, user …). The image
+    ``reach_inside``: a published port this machine cannot reach (a remote engine) leaves
+    :attr:`RunningContainer.url` empty, saying why, instead of raising (the caller reaches the
+    container from inside its network). ``options`` are ``containers.run`` keyword arguments
+    (network, read_only, user …). The image
     must be local: it is never pulled. When the engine cannot start the container (``exec:
     "gunicorn": executable file not found in $PATH``) this raises :class:`ContainerFailed` with
     the engine's reason, after removing the container it created.
@@ -278,9 +286,16 @@ def running(
                                   f"{engine_reason(exc)}", detail=str(exc)) from None
         container.reload()
         bindings = container.attrs["NetworkSettings"]["Ports"].get(f"{port}/tcp") or []
-        url = hosts.url(int(bindings[0]["HostPort"]), host=published_host,
-                        bound_ip=bindings[0].get("HostIp", "")) if bindings else ""
-        yield RunningContainer(container, url, port)
+        url, unreachable = "", ""
+        if bindings:
+            try:
+                url = hosts.url(int(bindings[0]["HostPort"]), host=published_host,
+                                bound_ip=bindings[0].get("HostIp", ""))
+            except UsageError as exc:
+                if not reach_inside:
+                    raise
+                unreachable = exc.message  # the probe reaches it from inside instead
+        yield RunningContainer(container, url, port, unreachable=unreachable)
     finally:
         with contextlib.suppress(Exception):
             container.remove(force=True, v=True)
