@@ -305,3 +305,22 @@ def test_IG_PROJECT_TEST_fails_when_a_project_test_fails(pytester: pytest.Pytest
     assert bad["message"].startswith("the greeting changed"), bad["message"]
     assert bad["where"] == "test_own.py:1"
     assert (good["check_id"], good["ok"]) == ("IG-PROJECT-TEST", True)
+
+
+def test_mapping_settings_from_the_environment(tmp_path: Path) -> None:
+    """IMAGEGATE_SEVERITY / IMAGEGATE_BUILD_ARGS are ``NAME=value`` pairs separated by commas
+    (every setting can be given as IMAGEGATE_<KEY>); a malformed one is one line naming it."""
+    from imagegate.config import settings
+    from imagegate.errors import UsageError
+
+    s = settings.load(tmp_path, environ={"IMAGEGATE_SEVERITY": "IG-LABELS=error, DL3008=info",
+                                         "IMAGEGATE_BUILD_ARGS": "A=1,B=two"})
+    assert dict(s.severity) == {"IG-LABELS": "error", "DL3008": "info"}
+    assert dict(s.build_args) == {"A": "1", "B": "two"}
+    assert s.sources["severity"] == "env"
+    with pytest.raises(UsageError) as caught:
+        settings.load(tmp_path, environ={"IMAGEGATE_SEVERITY": "IG-LABELS"})
+    assert caught.value.message.startswith("IMAGEGATE_SEVERITY: bad value 'IG-LABELS': expected "
+                                           "NAME=value pairs")
+    with pytest.raises(UsageError, match="expected error, warning or info"):
+        settings.load(tmp_path, environ={"IMAGEGATE_SEVERITY": "IG-LABELS=loud"})

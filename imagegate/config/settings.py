@@ -284,6 +284,11 @@ def _coerce(key: str, value: Any, where: str) -> Any:
         if key == "http_checks":
             return tuple(_http_check(item) for item in value)
         if "Mapping" in str(kind):
+            if isinstance(value, str):  # IMAGEGATE_SEVERITY="IG-LABELS=error,DL3008=info"
+                pairs = [item.partition("=") for item in value.split(",") if item.strip()]
+                if not pairs or any(not eq or not name.strip() for name, eq, _ in pairs):
+                    raise TypeError("NAME=value pairs separated by commas")
+                return {name.strip(): given.strip() for name, _, given in pairs}
             if not isinstance(value, Mapping):
                 raise TypeError("a table of NAME = value")
             return {str(k): str(v) for k, v in value.items()}
