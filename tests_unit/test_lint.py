@@ -365,3 +365,14 @@ def test_IG_LINT_SERVICES_lints_the_other_built_services_as_advice(tmp_path: Pat
     (tmp_path / "proxy/Dockerfile").write_text("FROM nginx:1.25\nCOPY x /x\n")
     clean = other_services(model, ["web"])
     assert [(f.ok, f.where) for f in clean] == [(True, "proxy/Dockerfile")]
+
+
+def test_final_stage_checks_judge_the_target_stage() -> None:
+    """A build that stops at a target (compose's build: target) ships that stage: its USER,
+    CMD and HEALTHCHECK are judged, not the file's last stage's."""
+    text = ('FROM python:3.11-slim AS prod\nUSER 10001:10001\n'
+            'HEALTHCHECK CMD ["python3", "-c", "pass"]\nCMD ["gunicorn", "app:app"]\n'
+            "FROM prod AS dev\nUSER root\nCMD flask run --debug\n")
+    last = {f.check_id for f in extra_checks(text, "Dockerfile")}
+    assert {"IG-LINT-USER-ROOT", "IG-LINT-CMD-SHELL"} <= last
+    assert extra_checks(text, "Dockerfile", "prod") == []

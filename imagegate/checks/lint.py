@@ -38,12 +38,14 @@ BUILDKIT_FLAGS = {
     "COPY": ("--link", "--chmod", "--parents", "--exclude"),
     "ADD": ("--link", "--chmod", "--checksum", "--keep-git-dir", "--exclude"),
 }
-def extra_checks(text: str, path: str) -> list[Finding]:
-    """The failures hadolint does not report, for Dockerfile ``text`` shown as ``path``."""
+def extra_checks(text: str, path: str, target: str = "") -> list[Finding]:
+    """The failures hadolint does not report, for Dockerfile ``text`` shown as ``path``; the
+    final-stage checks judge stage ``target`` when the build stops there (compose's
+    ``build: target``), else the last stage."""
     df = parse(text)
     findings = [*_buildkit_syntax(df, path), *_secrets(df, path), *_add_url(df, path)]
     if df.stages:
-        findings += _final_stage(df, path)
+        findings += _final_stage(df, path, target)
     return sorted(findings, key=lambda f: (_line(f.where), f.check_id))
 
 
@@ -101,10 +103,12 @@ def lint(
     return drop_ignored(found, ignore)
 
 
-def _final_stage(df: Dockerfile, path: str) -> list[Finding]:
-    """USER, CMD/ENTRYPOINT and HEALTHCHECK as the final image will have them."""
-    chain = df.final_chain()
-    start = df.stages[-1].start
+def _final_stage(df: Dockerfile, path: str, target: str = "") -> list[Finding]:
+    """USER, CMD/ENTRYPOINT and HEALTHCHECK as the built image will have them (stage
+    ``target``, else the last)."""
+    chain = df.final_chain(target)
+    start = next((s.start for s in df.stages if target and s.name == target.lower()),
+                 df.stages[-1].start)
     scope = {n: v for i in df.preamble if i.keyword == "ARG" for n, v in assignments(i) if v}
     last: dict[str, Instruction] = {}
     user = ""

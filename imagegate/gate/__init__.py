@@ -413,8 +413,8 @@ def lint_only(settings: Settings) -> list[Finding]:
     dockerfile = settings.path(settings.dockerfile)
     config = next((d / ".hadolint.yaml" for d in (dockerfile.parent, settings.project_dir)
                    if (d / ".hadolint.yaml").is_file()), None)
-    found = lint.hadolint(dockerfile, config) + lint.extra_checks(dockerfile.read_text(),
-                                                                  dockerfile.name)
+    found = lint.hadolint(dockerfile, config) + lint.extra_checks(
+        dockerfile.read_text(), dockerfile.name, settings.target)
     if build.builder_name(settings.builder) != "classic":
         found = [f for f in found if f.check_id != "IG-LINT-BUILDKIT-SYNTAX"]
     return [f for f in Judge(settings, dockerfile).judge_all(found) if not f.ok]

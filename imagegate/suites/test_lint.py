@@ -54,7 +54,8 @@ def test_extra(check_id: str, dockerfile: Any, imagegate_settings: Any,
         chosen = builder_name(imagegate_settings.builder)
         if chosen != "classic":
             pytest.skip(f"the builder is {chosen}, which builds BuildKit syntax")
-    found = [f for f in lint.extra_checks(dockerfile.read_text(), dockerfile.name)
+    found = [f for f in lint.extra_checks(dockerfile.read_text(), dockerfile.name,
+                                          imagegate_settings.target)
              if f.check_id == check_id]
     imagegate_record(found or [Finding(check_id, True, lint.LINT_CHECKS[check_id])])
 
