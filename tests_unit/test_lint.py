@@ -305,10 +305,10 @@ def run_generic_lint(pytester: pytest.Pytester, hadolint_yaml: str | None) -> di
     if hadolint_yaml is not None:
         (project / ".hadolint.yaml").write_text(hadolint_yaml)
     out = project / "findings.jsonl"
-    checks = Path(GENERIC_INI).parents[1] / "checks"
+    suites = Path(GENERIC_INI).parents[1] / "suites"
     result = pytester.runpytest(
         "--pyargs", "imagegate.suites.test_lint", "-k", "test_hadolint", "-c", str(GENERIC_INI),
-        "--confcutdir", str(checks), "--rootdir", str(project), "-p", "no:randomly",
+        "--confcutdir", str(suites), "--rootdir", str(project), "-p", "no:randomly",
         "--imagegate-project-dir", str(project), f"--imagegate-findings={out}")
     result.assert_outcomes(failed=1)
     found = [json.loads(line) for line in out.read_text().splitlines()]
@@ -376,3 +376,32 @@ def test_final_stage_checks_judge_the_target_stage() -> None:
     last = {f.check_id for f in extra_checks(text, "Dockerfile")}
     assert {"IG-LINT-USER-ROOT", "IG-LINT-CMD-SHELL"} <= last
     assert extra_checks(text, "Dockerfile", "prod") == []
+
+
+@pytest.mark.parametrize(("builder", "outcome"), [("classic", "failed"), ("buildkit", "skipped")])
+def test_IG_LINT_BUILDKIT_SYNTAX_in_the_gates_lint(pytester: pytest.Pytester, builder: str,
+                                                   outcome: str) -> None:
+    """The generic lint as the gate runs it, on a Dockerfile with ``RUN --mount``: with the
+    classic builder IG-LINT-BUILDKIT-SYNTAX fails with its id and message; with BuildKit it is
+    skipped saying why (replacing that condition with ``if True:`` broke no test before)."""
+    from imagegate.gate import GENERIC_INI
+
+    project = pytester.path
+    (project / "pyproject.toml").write_text("[tool.imagegate]\nweb_port = 8000\n")
+    (project / "Dockerfile").write_text(
+        "FROM python:3.11-slim\nRUN --mount=type=cache,target=/root/.cache pip install flask\n"
+        'USER 10001:10001\nHEALTHCHECK CMD ["python", "-c", "pass"]\nCMD ["flask", "run"]\n')
+    out = project / "findings.jsonl"
+    result = pytester.runpytest(
+        "--pyargs", "imagegate.suites.test_lint", "-k", "IG-LINT-BUILDKIT-SYNTAX",
+        "-c", str(GENERIC_INI), "--confcutdir", str(Path(GENERIC_INI).parents[1] / "suites"),
+        "--rootdir", str(project), "-p", "no:randomly", "-rs",
+        "--imagegate-project-dir", str(project), f"--imagegate-builder={builder}",
+        f"--imagegate-findings={out}")
+    result.assert_outcomes(**{outcome: 1})
+    found = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    if outcome == "failed":
+        assert [(f["check_id"], f["ok"]) for f in found] == [("IG-LINT-BUILDKIT-SYNTAX", False)]
+        assert "RUN --mount needs BuildKit" in found[0]["message"], found
+    else:
+        assert "the builder is buildkit, which builds BuildKit syntax" in result.stdout.str()

@@ -54,7 +54,9 @@ EVIDENCE: dict[str, tuple[str, ...]] = {
     "IG-LINT-HEALTHCHECK-MISSING": (f"{_LINT}[IG-LINT-HEALTHCHECK-MISSING-none]",
                                     f"{_LINT}[IG-LINT-HEALTHCHECK-MISSING-disabled]"),
     "IG-LINT-BUILDKIT-SYNTAX": (f"{_LINT}[IG-LINT-BUILDKIT-SYNTAX-syntax-directive]",
-                                f"{_LINT}[IG-LINT-BUILDKIT-SYNTAX-run-mount]"),
+                                f"{_LINT}[IG-LINT-BUILDKIT-SYNTAX-run-mount]",
+                                "tests_unit/test_lint.py::"
+                                "test_IG_LINT_BUILDKIT_SYNTAX_in_the_gates_lint[classic-failed]"),
     "IG-LINT-SERVICES": ("tests_unit/test_lint.py::"
                          "test_IG_LINT_SERVICES_lints_the_other_built_services_as_advice",),
     HADOLINT_RULES: (f"{_LINT}[DL3007-latest-tag]", f"{_LINT}[SC2045-loop-over-ls]"),
