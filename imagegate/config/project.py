@@ -22,9 +22,16 @@ PENDING_IMAGE = "imagegate/discovery:pending"
 def resolve(settings: Settings) -> Settings:
     """``settings`` with what the user did not configure discovered from the project.
 
-    The discovery's one compose model is not kept here (settings are plain data): a stack
-    loads its own, with the real image in its interpolation environment.
+    The discovery's one compose model is not kept in the settings (plain data): a stack loads
+    its own, with the real image in its interpolation environment.
     """
+    return discover_settings(settings)[0]
+
+
+def discover_settings(settings: Settings) -> tuple[Settings, Any]:
+    """:func:`resolve`, and the :class:`~imagegate.config.discovery.Discovered` it read (its
+    compose model, the other builds, where each variable came from), for a caller that uses
+    them before any image exists (the gate's preflight)."""
     from imagegate.config.discovery import NO_COMPOSE, discover
 
     found = discover(settings.project_dir, settings)
@@ -36,7 +43,7 @@ def resolve(settings: Settings) -> Settings:
                                        or settings.compose_file == NO_COMPOSE):
         values["compose_file"] = ""
         sources["compose_file"] = found.no_compose or "none found"
-    return replace(settings, **values, sources=sources)
+    return replace(settings, **values, sources=sources), found
 
 
 def _source(where: str) -> str:

@@ -190,26 +190,17 @@ class Gate:
     def _preflight(self, stage: StageResult) -> None:
         """Discover what was not configured, check files, start/find the engine; write the
         resolved settings the pytest stages read."""
-        from imagegate.config.project import resolve, web_port
+        from imagegate.config.project import discover_settings, web_port
 
-        self.settings = resolve(self.settings)
+        self.settings, found = discover_settings(self.settings)
         for line in settings_mod.describe(self.settings):
             self._say(f"    {line}", force=True)
         if self.settings.compose_file:
-            from imagegate.config.project import compose_model
-            from imagegate.model.compose import other_builds
-            from imagegate.pytest_plugin.stack import gated_of
-
-            self.model, interp = compose_model(self.settings)
-            gated = gated_of(self.settings, self.model)
-            others = [svc for svc, _ in other_builds(self.model, gated)]
-            self._say(f"    gated services: {', '.join(gated) or 'none'} (run the tested image)",
-                      force=True)
-            if others:
-                self._say(f"    also built: {', '.join(others)} (their own build:, run in the "
-                          "stack, linted as advice)", force=True)
-            if interp.sources:
-                self._say(f"    interpolation: {interp.describe()}", force=True)
+            # discovery's one compose model; its header lines the settings do not already say
+            self.model = found.model
+            for line in found.describe():
+                if line.startswith(("gated services:", "also built:", "interpolation:")):
+                    self._say(f"    {line}", force=True)
         dockerfile = self.settings.path(self.settings.dockerfile)
         if not dockerfile.is_file():
             raise UsageError(f"{dockerfile}: Dockerfile not found")

@@ -60,6 +60,12 @@ EXCEPTION_LINE = re.compile(r"^\s*(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Excepti
                             r"Interrupt|Warning)\b(?::.*)?$")
 
 
+def exception_line(lines: Sequence[str]) -> str:
+    """The last line of ``lines`` that names an exception (:data:`EXCEPTION_LINE`), stripped;
+    "" when none does."""
+    return next((ln.strip() for ln in reversed(lines) if EXCEPTION_LINE.match(ln)), "")
+
+
 class ServiceDied(StopWaiting):
     """A service of the stack exited or crash-loops: waiting longer cannot help."""
 
@@ -243,7 +249,7 @@ class Stack:
             return "(no log)"
         if not lines:
             return "(no output)"
-        raised = next((ln.strip() for ln in reversed(lines) if EXCEPTION_LINE.match(ln)), "")
+        raised = exception_line(lines)
         last = lines[-1].strip()
         if raised and raised != last:
             return f"{raised[:200]} (last log line: {last[:160]})"

@@ -277,13 +277,12 @@ class TestFlaskStack:
 def _log_line(ctr: Any, since: int, rule: str) -> str:
     """The server's log line for a failed request: its exception line, else the last line
     naming the route, else its last line."""
-    from imagegate.run.stack import EXCEPTION_LINE
+    from imagegate.run.stack import exception_line
 
     try:
         lines = [ln.rstrip() for ln in ctr.logs(since=since).decode(errors="replace").splitlines()
                  if ln.strip()]
     except Exception as exc:  # the container's logs are gone: say so, the status stands
         return f"(no log: {exc})"
-    raised = [ln.strip() for ln in lines if EXCEPTION_LINE.match(ln)]
     named = [ln.strip() for ln in lines if rule in ln]
-    return ((raised or named or lines or ["(no log line)"])[-1])[:240]
+    return (exception_line(lines) or (named or lines or ["(no log line)"])[-1])[:240]
