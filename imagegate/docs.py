@@ -43,22 +43,13 @@ HEAD_END = "<!-- generated: edit below this line -->"
 
 def page_head(spec: catalogue.CheckSpec) -> str:
     """The generated head of a check's page."""
-    kind = spec.category or _sarif_kind(spec.id)
+    kind = spec.category
     hardened = spec.hardened if spec.hardened != spec.baseline else f"{spec.hardened} (same)"
     budget = f" ({spec.user_set} set by you: error)" if spec.user_set else ""
     return (f"# {spec.id}\n\n> {spec.title}\n\n"
             "| stage | evidence | baseline | hardened | kind |\n|---|---|---|---|---|\n"
             f"| {spec.stage} | {spec.evidence} | {spec.baseline}{budget} | {hardened} | {kind} |\n"
             f"\n{HEAD_END}\n")
-
-
-def _sarif_kind(check_id: str) -> str:
-    """The SARIF kind the table in :mod:`imagegate.results.sarif` gives a check declared before the
-    registry carried it."""
-    from imagegate.results.sarif import MAINTAINABILITY, SECURITY
-
-    return ("security" if check_id in SECURITY else
-            "maintainability" if check_id in MAINTAINABILITY else "reliability")
 
 
 def render_page(spec: catalogue.CheckSpec, old: str) -> str:

@@ -23,8 +23,9 @@ from typing import Any
 
 import pytest
 
-import imagegate.suites.test_stack as generic_stack  # the gate's check code (not collected here)
+from imagegate.checks import compose as compose_checks
 from imagegate.checks.catalogue import stage_ids
+from imagegate.checks.compose import ComposeFacts
 from imagegate.config.settings import Settings
 from imagegate.model.compose import Model
 from imagegate.results.findings import Finding
@@ -46,14 +47,9 @@ def judge_compose(project: Path) -> list[Finding]:
     """What the generic compose-file checks record on ``project``'s compose.yml."""
     model = Model.load([project / "compose.yml"], project_dir=project,
                        env={"SECRET_KEY": "x" * 32, "APP_IMAGE": "imagegate/app:local"})
-    recorded: list[Finding] = []
-    checks = generic_stack.TestComposeFile()
     # web runs ${APP_IMAGE} (no build:): it is judged as the web service, as the gate resolves it
-    checks.test_IG_STACK_SOURCE_MOUNT(model, Settings(project_dir=project, web_service="web"),
-                                      recorded.extend)
-    checks.test_IG_STACK_LOOPBACK_ONLY(model, recorded.extend)
-    checks.test_IG_STACK_NOT_PRIVILEGED(model, recorded.extend)
-    return recorded
+    return compose_checks.judge(ComposeFacts(model, Settings(project_dir=project,
+                                                             web_service="web")))
 
 
 def edited(old: str, new: str) -> Callable[[str], str]:

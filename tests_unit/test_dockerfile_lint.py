@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from imagegate.suites.test_lint import (  # noqa: F401
     dockerfile,
-    hadolint_config,
     test_extra,
     test_hadolint,
 )

@@ -16,7 +16,7 @@ uses) makes every hardening check an error.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -28,6 +28,8 @@ RANK = {"info": 1, "warning": 2, "error": 3}
 HADOLINT_LEVELS: dict[str, Severity] = {"error": "error", "warning": "warning", "info": "info",
                                         "style": "info"}
 HADOLINT_ID = re.compile(r"^(?:DL|SC)\d{4}$")
+#: hadolint's rules about an attack surface: last USER root, sudo, secrets in ARG/ENV.
+HADOLINT_SECURITY = frozenset({"DL3002", "DL3004", "DL3064"})
 #: The repository whose docs/checks/<ID>.md pages the links name ([project.urls] Repository).
 REPOSITORY = "https://github.com/imagegate/imagegate"
 
@@ -61,9 +63,8 @@ class CheckSpec:
     #: A setting whose value, when the user set it (not the default), makes a baseline
     #: warning an error: a budget the user chose is a promise, the default one is advice.
     user_set: str = ""
-    #: SARIF's kind of problem: security, maintainability or reliability ("" : the table in
-    #: :mod:`imagegate.results.sarif` decides, for the checks declared before the registry).
-    category: str = ""
+    #: SARIF's kind of problem: security, maintainability or reliability.
+    category: str = "reliability"
 
     @property
     def help_uri(self) -> str:
@@ -75,98 +76,79 @@ class CheckSpec:
         return f"{repository()}/blob/main/docs/checks/{self.id}.md"
 
 
-def _spec(id: str, title: str, stage: str, evidence: Evidence, baseline: Severity,
-          hardened: Severity = "error", user_set: str = "") -> CheckSpec:
-    return CheckSpec(id, title, stage, evidence, baseline, hardened, user_set)
-
-
-_SPECS = [
-    # -- the Dockerfile's text (lint stage) -------------------------------------------------------
-    _spec("IG-LINT-HADOLINT", "hadolint runs on the Dockerfile (its DL/SC rules report apart)",
-          "lint", "dockerfile", "error"),
-    _spec("IG-LINT-USER-MISSING", "the final stage sets a USER (else it runs as root)", "lint",
-          "dockerfile", "warning"),
-    _spec("IG-LINT-USER-ROOT", "the final stage's last USER is not root", "lint", "dockerfile",
-          "warning"),
-    _spec("IG-LINT-SECRET", "no ENV/ARG holds a literal secret or credential", "lint",
-          "dockerfile", "error"),
-    _spec("IG-LINT-ADD-URL", "ADD does not download URLs unverified", "lint", "dockerfile",
-          "warning"),
-    _spec("IG-LINT-CMD-SHELL", "the final CMD/ENTRYPOINT is in exec form", "lint", "dockerfile",
-          "warning"),
-    _spec("IG-LINT-SERVICES", "the Dockerfiles of the other services compose builds pass "
-          "hadolint (advice: they are built and run, not gated)", "lint", "dockerfile", "info",
-          "info"),
-    _spec("IG-LINT-HEALTHCHECK-MISSING", "the final stage has a HEALTHCHECK", "lint", "dockerfile",
-          "warning"),
-    _spec("IG-LINT-BUILDKIT-SYNTAX", "no BuildKit-only syntax when the builder is classic",
-          "lint", "dockerfile", "error"),
-    # -- the build ----------------------------------------------------------------------------------
-    _spec("IG-BUILD", "the image builds", "build", "image", "error"),
-    # -- the image's metadata and layers (no container) ---------------------------------------------
-    _spec("IG-PACKAGED-KEYS", "private keys in the image belong to no installed package's "
-          "test fixtures (advice: public, not the project's secrets)", "image", "layers",
-          "warning", "warning"),
-    # -- one running container of the image --------------------------------------------------------
-    _spec("IG-RUN-HEALTHY", "the container stays up and becomes ready (healthy, or answers)",
-          "run", "runtime", "error"),
-    _spec("IG-RUN-USER-NONROOT", "commands in the container run as a non-root uid", "run",
-          "runtime", "error"),
-    _spec("IG-RUN-PROCS-NONROOT", "no process in the container runs as uid 0", "run", "runtime",
-          "error"),
-    _spec("IG-RUN-PORT-LISTENING", "the web port is listening in the container", "run", "runtime",
-          "error"),
-    _spec("IG-RUN-HTTP-HEALTH", "the server answers HTTP through the published port (health_path: "
-          "2xx)", "run",
-          "runtime", "error"),
-    _spec("IG-RUN-APP-NOT-WRITABLE", "the running user can write nothing under WORKDIR", "run",
-          "runtime", "warning"),
-    _spec("IG-RUN-NO-BUILD-TOOLS", "no compiler, pip or package manager on PATH", "run", "layers",
-          "warning"),
-    _spec("IG-RUN-NO-PIP-MODULE", "pip is not importable by the server's interpreter", "run",
-          "runtime", "warning"),
-    _spec("IG-RUN-PIP-CHECK", "`pip check` is clean for the server's interpreter", "run",
-          "runtime", "warning"),
-    # -- the compose stack ----------------------------------------------------------------------------
-    _spec("IG-STACK-HEALTHY", "every service runs, and is healthy where it has a healthcheck",
-          "stack", "runtime", "error"),
-    _spec("IG-STACK-LOOPBACK-ONLY", "published ports bind to 127.0.0.1, not every interface",
-          "stack", "compose", "warning"),
-    _spec("IG-STACK-WEB-NONROOT", "the web service runs as a non-root uid", "stack", "runtime",
-          "error"),
-    _spec("IG-STACK-NOT-PRIVILEGED", "no service is privileged or adds capabilities", "stack",
-          "compose", "error"),
-    _spec("IG-STACK-HTTP", "each http_checks entry (or the health probe) answers as expected",
-          "stack", "runtime", "error"),
-    _spec("IG-STACK-SOURCE-MOUNT", "no service bind-mounts the project's source over the image",
-          "stack", "compose", "error"),
-    # -- the project's own tests ----------------------------------------------------------------------
-    _spec("IG-PROJECT-TEST", "the project's own tests pass", "tests", "tests", "error"),
-]
-
-CATALOGUE: dict[str, CheckSpec] = {spec.id: spec for spec in _SPECS}
-#: The order of the gate's stages: tables list checks stage by stage, declared order within one.
+#: Every check, in the order declared (:func:`check` appends; :func:`ordered` sorts for tables).
+_SPECS: list[CheckSpec] = []
+CATALOGUE: dict[str, CheckSpec] = {}
+#: The order of the gate's stages: tables list checks stage by stage (by id within one).
 STAGE_ORDER = ("lint", "build", "image", "run", "stack", "tests")
 #: id → the function that implements a check declared with :func:`check`.
 IMPLEMENTATIONS: dict[str, Callable[..., Any]] = {}
+#: id → the kind of facts its function takes (:data:`FACTS`).
+KINDS: dict[str, str] = {}
+
+
+#: What a registered check's function takes (its facts), and so which runner calls it:
+#: ``dockerfile`` a :class:`imagegate.checks.lint.DockerfileText`, ``image`` (ImageFacts,
+#: Settings), ``container`` a :class:`imagegate.checks.running.Running`, ``compose`` a
+#: :class:`imagegate.checks.compose.ComposeFacts`; ``custom`` facts its stage wires itself
+#: (the Flask checks' answers, hadolint's file, the stack's HTTP answers).
+FACTS = ("dockerfile", "image", "container", "compose", "custom")
 
 
 def check(id: str, *, title: str, stage: str, evidence: Evidence, baseline: Severity,
           hardened: Severity = "error", category: str = "reliability",
-          user_set: str = "") -> Callable[[F], F]:
+          user_set: str = "", facts: str = "custom") -> Callable[[F], F]:
     """Declare a check once, on its logic: the decorated function is check ``id``, and this
-    is its catalogue row (every report, the README's table, SARIF's rules and ``imagegate
-    checks`` read it). A check declared twice is a programming error."""
+    is its catalogue row (every report, the README's table, SARIF's rules, the docs pages and
+    ``imagegate checks`` read it). ``facts`` says what the function takes (:data:`FACTS`): the
+    generic suites loop over :func:`family` for each kind. A check declared twice is a
+    programming error."""
+    if facts not in FACTS:
+        raise ValueError(f"check {id}: facts {facts!r} is not one of {', '.join(FACTS)}")
+
     def register(fn: F) -> F:
         if id in CATALOGUE:
             raise ValueError(f"check {id} is declared twice")
         spec = CheckSpec(id, title, stage, evidence, baseline, hardened, user_set, category)
-        at = next((n for n, s in enumerate(_SPECS) if s.id == "IG-PROJECT-TEST"), len(_SPECS))
-        _SPECS.insert(at, spec)  # the project's own tests stay last in every table
+        _SPECS.append(spec)
         CATALOGUE[id] = spec
         IMPLEMENTATIONS[id] = fn
+        KINDS[id] = facts
         return fn
     return register
+
+
+class Family(Mapping[str, Callable[..., Any]]):
+    """The registered checks that take one kind of facts (id → function, declared order): a
+    live view, so a check declared later — or a function swapped in by a test — is seen."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def _ids(self) -> list[str]:
+        return [s.id for s in ordered() if KINDS.get(s.id) == self.kind]
+
+    def __getitem__(self, check_id: str) -> Callable[..., Any]:
+        if KINDS.get(check_id) != self.kind:
+            raise KeyError(check_id)
+        return IMPLEMENTATIONS[check_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids())
+
+    def __len__(self) -> int:
+        return len(self._ids())
+
+
+def family(kind: str) -> Family:
+    """The checks whose function takes ``kind`` facts (see :data:`FACTS`)."""
+    return Family(kind)
+
+
+def ordered() -> list[CheckSpec]:
+    """Every check, stage by stage (:data:`STAGE_ORDER`), by id within a stage: one order for
+    every table and loop, whichever module declared its checks first."""
+    return sorted(_SPECS, key=lambda spec: (STAGE_ORDER.index(spec.stage), spec.id))
 
 
 def known(check_id: str) -> bool:
@@ -182,7 +164,8 @@ def spec(check_id: str, hadolint_level: str = "warning") -> CheckSpec:
         raise KeyError(check_id)
     level = HADOLINT_LEVELS.get(hadolint_level, "error")
     hardened: Severity = "error" if level in ("error", "warning") else "info"
-    return CheckSpec(check_id, f"hadolint {check_id}", "lint", "dockerfile", level, hardened)
+    return CheckSpec(check_id, f"hadolint {check_id}", "lint", "dockerfile", level, hardened,
+                     category="security" if check_id in HADOLINT_SECURITY else "reliability")
 
 
 def severity(check_id: str, profile: str = "baseline", *, overrides: Mapping[str, str] = {},
@@ -210,13 +193,13 @@ def at_least(level: str, threshold: str) -> bool:
 
 def stage_ids(stage: str) -> list[str]:
     """The catalogue ids of one stage, in catalogue order."""
-    return [s.id for s in _SPECS if s.stage == stage]
+    return [s.id for s in ordered() if s.stage == stage]
 
 
 def rows() -> list[tuple[str, str, str, str, str, str]]:
     """(id, stage, evidence, baseline, hardened, title) for every catalogue check."""
     out: list[tuple[str, str, str, str, str, str]] = []
-    for s in sorted(_SPECS, key=lambda spec: STAGE_ORDER.index(spec.stage)):
+    for s in ordered():
         baseline = s.baseline + (f" ({s.user_set} set: error)" if s.user_set else "")
         out.append((s.id, s.stage, s.evidence, baseline, s.hardened, s.title))
     out.append(("DL*/SC*", "lint", "dockerfile", "hadolint's level (style→info)",
@@ -238,5 +221,9 @@ def text() -> str:
 
 
 # The check families declared with :func:`check` (imported last: they use it).
+from imagegate.checks import compose as compose_checks  # noqa: E402, F401
 from imagegate.checks import flask as flask_checks  # noqa: E402, F401  (Flask's own)
+from imagegate.checks import lint  # noqa: E402, F401  (the Dockerfile's text)
+from imagegate.checks import running as running_checks  # noqa: E402, F401
+from imagegate.checks import stack as stack_checks  # noqa: E402, F401
 from imagegate.facts import policy  # noqa: E402,F401  (the image checks)

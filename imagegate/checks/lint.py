@@ -10,25 +10,25 @@ JSON vs shell form) and reports those, each under its own stable id.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagegate.checks.catalogue import CATALOGUE, HADOLINT_LEVELS, known, spec, stage_ids
+from imagegate.checks.catalogue import HADOLINT_LEVELS, check, family, known, spec
 from imagegate.errors import UsageError
 from imagegate.model.dockerfile import Dockerfile, Instruction, _expand, _words, assignments, parse
 from imagegate.proc import run
 from imagegate.results.findings import Finding, drop_ignored, secret_problem
 from imagegate.text import one_line
 
-#: The checks :func:`extra_checks` adds (id → what is expected), from the catalogue.
-LINT_CHECKS: dict[str, str] = {cid: CATALOGUE[cid].title for cid in stage_ids("lint")
-                               if cid not in ("IG-LINT-HADOLINT", "IG-LINT-SERVICES",
-                                              "IG-LINT-FLASK-SOURCE")}
+#: The checks :func:`extra_checks` runs: every check declared on a :class:`DockerfileText`.
+LINT_CHECKS = family("dockerfile")
 
 LEVELS = {"style": 0, "info": 1, "warning": 2, "error": 3}
 ROOT_USERS = {"0", "root"}
@@ -38,17 +38,36 @@ BUILDKIT_FLAGS = {
     "COPY": ("--link", "--chmod", "--parents", "--exclude"),
     "ADD": ("--link", "--chmod", "--checksum", "--keep-git-dir", "--exclude"),
 }
-def extra_checks(text: str, path: str, target: str = "") -> list[Finding]:
-    """The failures hadolint does not report, for Dockerfile ``text`` shown as ``path``; the
-    final-stage checks judge stage ``target`` when the build stops there (compose's
-    ``build: target``), else the last stage."""
-    df = parse(text)
-    findings = [*_buildkit_syntax(df, path), *_secrets(df, path), *_add_url(df, path)]
-    if df.stages:
-        findings += _final_stage(df, path, target)
+@dataclass(frozen=True)
+class DockerfileText:
+    """The facts the lint checks take: a Dockerfile's text, the name it is shown as, and the
+    stage the build stops at (compose's ``build: target``; "" for the last)."""
+
+    text: str
+    path: str = "Dockerfile"
+    target: str = ""
+    #: The builder that will build it (``classic`` | ``buildkit``; "" when not known: judged
+    #: as classic, the stricter).
+    builder: str = ""
+
+    @functools.cached_property
+    def parsed(self) -> Dockerfile:
+        """The Dockerfile as the builder reads it."""
+        return parse(self.text)
+
+
+def extra_checks(text: str, path: str, target: str = "", builder: str = "") -> list[Finding]:
+    """The failures hadolint does not report, for Dockerfile ``text`` shown as ``path``: every
+    check of :data:`LINT_CHECKS`. The final-stage checks judge stage ``target`` when the build
+    stops there (compose's ``build: target``), else the last stage; ``builder`` is what will
+    build it (BuildKit syntax is a failure only for the classic builder)."""
+    facts = DockerfileText(text, path, target, builder)
+    findings = [f for fn in LINT_CHECKS.values() for f in fn(facts) if not f.ok]
     return sorted(findings, key=lambda f: (_line(f.where), f.check_id))
 
 
+@check("IG-LINT-HADOLINT", title="hadolint runs on the Dockerfile (its DL/SC rules report apart)",
+       stage="lint", evidence="dockerfile", baseline="error")
 def hadolint(dockerfile: Path, config: Path | None = None) -> list[Finding]:
     """Run hadolint on ``dockerfile``: one failing Finding per result, hadolint's level as its
     severity — lowered to ``info`` (advice) below the config's ``failure-threshold``.
@@ -89,6 +108,12 @@ def hadolint(dockerfile: Path, config: Path | None = None) -> list[Finding]:
     return findings
 
 
+def hadolint_config(dockerfile: Path, project_dir: Path | None = None) -> Path | None:
+    """``.hadolint.yaml`` beside ``dockerfile``, else in ``project_dir``, else None."""
+    folders = (dockerfile.parent, *([Path(project_dir)] if project_dir is not None else []))
+    return next((d / ".hadolint.yaml" for d in folders if (d / ".hadolint.yaml").is_file()), None)
+
+
 def lint(
     dockerfile: Path, *, config: Path | None = None, ignore: Iterable[str] = ()
 ) -> list[Finding]:
@@ -97,55 +122,111 @@ def lint(
     ``config`` defaults to ``.hadolint.yaml`` next to the Dockerfile when there is one.
     """
     dockerfile = _existing(dockerfile)
-    if config is None and (dockerfile.parent / ".hadolint.yaml").is_file():
-        config = dockerfile.parent / ".hadolint.yaml"
+    config = config if config is not None else hadolint_config(dockerfile)
     found = hadolint(dockerfile, config) + extra_checks(dockerfile.read_text(), dockerfile.name)
     return drop_ignored(found, ignore)
 
 
-def _final_stage(df: Dockerfile, path: str, target: str = "") -> list[Finding]:
+@dataclass(frozen=True)
+class FinalStage:
+    """The instructions the built image keeps: its last USER (expanded), the last of each
+    keyword, and where the stage starts."""
+
+    start: Instruction
+    last: dict[str, Instruction]
+    user: str
+
+
+def final_stage(facts: DockerfileText) -> FinalStage | None:
     """USER, CMD/ENTRYPOINT and HEALTHCHECK as the built image will have them (stage
-    ``target``, else the last)."""
-    chain = df.final_chain(target)
+    ``target``, else the last); None for a Dockerfile with no stage."""
+    df, target = facts.parsed, facts.target
+    if not df.stages:
+        return None
     start = next((s.start for s in df.stages if target and s.name == target.lower()),
                  df.stages[-1].start)
     scope = {n: v for i in df.preamble if i.keyword == "ARG" for n, v in assignments(i) if v}
     last: dict[str, Instruction] = {}
     user = ""
-    for ins in chain:
+    for ins in df.final_chain(target):
         if ins.keyword in ("ARG", "ENV"):
             scope.update({n: _expand(v, scope) for n, v in assignments(ins) if v is not None})
         if ins.keyword == "USER":
             user = _expand(ins.rest.strip(), scope)
         last[ins.keyword] = ins
+    return FinalStage(start, last, user)
+
+
+@check("IG-LINT-USER-MISSING", title="the final stage sets a USER (else it runs as root)",
+       stage="lint", evidence="dockerfile", baseline="warning", category="security",
+       facts="dockerfile")
+def user_missing(facts: DockerfileText) -> list[Finding]:
+    """A final stage without USER runs as root by inheritance."""
+    final = final_stage(facts)
+    if final is None or "USER" in final.last:
+        return []
+    return [Finding("IG-LINT-USER-MISSING", False,
+                    "final stage sets no USER: it runs as root by inheritance "
+                    "(expected USER with a non-root UID, e.g. USER 10001:10001)",
+                    where=f"{facts.path}:{final.start.line}")]
+
+
+@check("IG-LINT-USER-ROOT", title="the final stage's last USER is not root", stage="lint",
+       evidence="dockerfile", baseline="warning", category="security", facts="dockerfile")
+def user_root(facts: DockerfileText) -> list[Finding]:
+    """The final stage's last USER (ARG/ENV expanded) is not root."""
+    final = final_stage(facts)
+    if final is None or "USER" not in final.last:
+        return []
+    if final.user.split(":", 1)[0].strip() not in ROOT_USERS:
+        return []
+    return [Finding("IG-LINT-USER-ROOT", False,
+                    f"last USER is {final.user!r}, i.e. root (expected a non-root UID)",
+                    where=f"{facts.path}:{final.last['USER'].line}")]
+
+
+@check("IG-LINT-CMD-SHELL", title="the final CMD/ENTRYPOINT is in exec form", stage="lint",
+       evidence="dockerfile", baseline="warning", category="reliability", facts="dockerfile")
+def cmd_shell(facts: DockerfileText) -> list[Finding]:
+    """A shell-form CMD/ENTRYPOINT makes /bin/sh PID 1."""
+    final = final_stage(facts)
     out: list[Finding] = []
-    if "USER" not in last:
-        out.append(Finding("IG-LINT-USER-MISSING", False,
-                           "final stage sets no USER: it runs as root by inheritance "
-                           "(expected USER with a non-root UID, e.g. USER 10001:10001)",
-                           where=f"{path}:{start.line}"))
-    elif user.split(":", 1)[0].strip() in ROOT_USERS:
-        out.append(Finding("IG-LINT-USER-ROOT", False,
-                           f"last USER is {user!r}, i.e. root (expected a non-root UID)",
-                           where=f"{path}:{last['USER'].line}"))
     for key in ("ENTRYPOINT", "CMD"):
-        cmd = last.get(key)
+        cmd = final.last.get(key) if final else None
         if cmd is not None and cmd.exec_form is None:
             out.append(Finding("IG-LINT-CMD-SHELL", False,
                                f"{key} is in shell form ({one_line(cmd.rest, 40)}): /bin/sh becomes "
                                f"PID 1 and swallows SIGTERM (expected exec form {key} [\"…\"])",
-                               where=f"{path}:{cmd.line}"))
-    health = last.get("HEALTHCHECK")
-    if health is None or health.rest.strip().upper() == "NONE":
-        out.append(Finding("IG-LINT-HEALTHCHECK-MISSING", False,
-                           "final stage has " + ("HEALTHCHECK NONE" if health else "no HEALTHCHECK")
-                           + " (expected HEALTHCHECK CMD [\"…\"] probing the app)",
-                           where=f"{path}:{(health or start).line}"))
+                               where=f"{facts.path}:{cmd.line}"))
     return out
 
 
-def _buildkit_syntax(df: Dockerfile, path: str) -> list[Finding]:
-    """What the classic builder rejects: syntax directive, BuildKit flags, heredocs."""
+@check("IG-LINT-HEALTHCHECK-MISSING", title="the final stage has a HEALTHCHECK", stage="lint",
+       evidence="dockerfile", baseline="warning", category="reliability", facts="dockerfile")
+def healthcheck_missing(facts: DockerfileText) -> list[Finding]:
+    """The final stage has a HEALTHCHECK that is not NONE."""
+    final = final_stage(facts)
+    if final is None:
+        return []
+    health = final.last.get("HEALTHCHECK")
+    if health is not None and health.rest.strip().upper() != "NONE":
+        return []
+    return [Finding("IG-LINT-HEALTHCHECK-MISSING", False,
+                    "final stage has " + ("HEALTHCHECK NONE" if health else "no HEALTHCHECK")
+                    + " (expected HEALTHCHECK CMD [\"…\"] probing the app)",
+                    where=f"{facts.path}:{(health or final.start).line}")]
+
+
+@check("IG-LINT-BUILDKIT-SYNTAX", title="no BuildKit-only syntax when the builder is classic",
+       stage="lint", evidence="dockerfile", baseline="error", category="reliability",
+       facts="dockerfile")
+def buildkit_syntax(facts: DockerfileText) -> list[Finding]:
+    """What the classic builder rejects: syntax directive, BuildKit flags, heredocs (skipped
+    with the reason when BuildKit builds it)."""
+    if facts.builder not in ("", "classic"):
+        return [Finding("IG-LINT-BUILDKIT-SYNTAX", True, "not judged",
+                        skipped=f"the builder is {facts.builder}, which builds BuildKit syntax")]
+    df, path = facts.parsed, facts.path
     out = []
     if "syntax" in df.directives:
         line, value = df.directives["syntax"]
@@ -167,8 +248,11 @@ def _buildkit_syntax(df: Dockerfile, path: str) -> list[Finding]:
     return out
 
 
-def _secrets(df: Dockerfile, path: str) -> list[Finding]:
+@check("IG-LINT-SECRET", title="no ENV/ARG holds a literal secret or credential", stage="lint",
+       evidence="dockerfile", baseline="error", category="security", facts="dockerfile")
+def secrets(facts: DockerfileText) -> list[Finding]:
     """ENV/ARG with a secret-looking name and a literal value, or a credential-looking value."""
+    df, path = facts.parsed, facts.path
     out = []
     for ins in df.instructions:
         if ins.keyword not in ("ENV", "ARG"):
@@ -183,8 +267,11 @@ def _secrets(df: Dockerfile, path: str) -> list[Finding]:
     return out
 
 
-def _add_url(df: Dockerfile, path: str) -> list[Finding]:
+@check("IG-LINT-ADD-URL", title="ADD does not download URLs unverified", stage="lint",
+       evidence="dockerfile", baseline="warning", category="security", facts="dockerfile")
+def add_url(facts: DockerfileText) -> list[Finding]:
     """ADD with an http(s) source."""
+    df, path = facts.parsed, facts.path
     out = []
     for ins in df.instructions:
         if ins.keyword != "ADD":
@@ -225,6 +312,9 @@ def _hadolint_binary() -> str:
     return found
 
 
+@check("IG-LINT-SERVICES", title="the Dockerfiles of the other services compose builds pass "
+       "hadolint (advice: they are built and run, not gated)", stage="lint",
+       evidence="dockerfile", baseline="info", hardened="info")
 def other_services(model: Any, gated: Sequence[str]) -> list[Finding]:
     """IG-LINT-SERVICES: hadolint on the Dockerfile of every service compose builds besides the
     gated image (nginx in front, a worker), as advice: one finding per rule it reports, naming
@@ -236,9 +326,7 @@ def other_services(model: Any, gated: Sequence[str]) -> list[Finding]:
         if build.inline or build.remote or not build.dockerfile.is_file():
             continue
         where = _project_relative(build.dockerfile, model.project_dir)
-        config = next((d / ".hadolint.yaml" for d in (build.dockerfile.parent, model.project_dir)
-                       if (d / ".hadolint.yaml").is_file()), None)
-        results = hadolint(build.dockerfile, config)
+        results = hadolint(build.dockerfile, hadolint_config(build.dockerfile, model.project_dir))
         for r in results:
             line = r.where.rpartition(":")[2]
             at = f"{where}:{line}" if line.isdigit() else where

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from imagegate.checks.catalogue import check as declare
+from imagegate.checks.catalogue import family
 from imagegate.config.settings import Settings
 from imagegate.engine import STATE_DIR, write_atomic
 from imagegate.facts import layers as layers_mod
@@ -34,7 +36,7 @@ from imagegate.text import one_line
 
 Check = Callable[["ImageFacts", Settings], "Finding | list[Finding]"]
 #: id → check function; the first docstring line is the check's description.
-CHECKS: dict[str, Check] = {}
+CHECKS = family("image")
 
 #: Kept whole: the user tables, and the CA bundle (≈220 KB) IG-CA-BUNDLE reads.
 TEXT_FILES = ("/etc/passwd", "/etc/group", "/etc/ssl/certs/ca-certificates.crt")
@@ -261,14 +263,9 @@ class ImageFacts:
 
 def check(check_id: str, **spec: Any) -> Callable[[Check], Check]:
     """Declare image check ``check_id`` on its function: its catalogue row (``spec``: title,
-    stage, evidence, severities, kind; see :func:`imagegate.checks.catalogue.check`), and the
-    function the generic image suite runs on the image's facts."""
-    from imagegate.checks.catalogue import check as declare
-
-    def register(fn: Check) -> Check:
-        CHECKS[check_id] = declare(check_id, **spec)(fn)
-        return fn
-    return register
+    stage, evidence, severities; see :func:`imagegate.checks.catalogue.check`), and the function
+    the generic image suite runs on the image's facts."""
+    return declare(check_id, facts="image", **spec)
 
 
 def describe(check_id: str) -> str:
@@ -454,29 +451,44 @@ def no_setuid(facts: ImageFacts, settings: Settings) -> Finding:
     return _listing("IG-NO-SETUID", found, "setuid/setgid files", "no setuid/setgid files")
 
 
-@check("IG-NO-SECRET-FILES", title='no .env, .git or private keys in the image', stage="image",
-       evidence="layers", baseline="error", category="security")
-def no_secret_files(facts: ImageFacts, settings: Settings) -> list[Finding]:
-    """No .env, .git, SSH private keys or *.pem/*.key files holding a PRIVATE KEY — of the
-    project's own: a key an installed distribution ships (listed in its ``RECORD``: a test
-    certificate of a library, public) is IG-PACKAGED-KEYS advice naming the package."""
+def _secret_files(facts: ImageFacts) -> tuple[list[str], list[str]]:
+    """The private-key-like files of the image: (the project's own, ``path (dist version)`` of
+    those an installed distribution lists in its ``RECORD``)."""
     owners = packaged_files(facts)
     found = [f.path for f in _sorted(facts) if _secret_file(f)]
-    own = [path for path in found if path not in owners]
-    packaged = [f"{path} ({owners[path]})" for path in found if path in owners]
-    result = [_listing("IG-NO-SECRET-FILES", _topmost(own), "secret files",
-                       "no .env, .git or private key files"
-                       + (f" of the project's own ({len(packaged)} shipped by installed "
-                          "packages: IG-PACKAGED-KEYS)" if packaged else ""))]
-    if packaged:
-        result.append(Finding(
-            "IG-PACKAGED-KEYS", False, f"{len(packaged)} private key files are shipped by "
-            f"installed packages (public test fixtures, not this project's secrets): "
-            + ", ".join(packaged[:SHOWN]) + (f" (+{len(packaged) - SHOWN} more)"
-                                             if len(packaged) > SHOWN else "")
-            + "; leave the package's tests out of the image if you can",
-            packaged[0].split(" ")[0], detail="\n".join(packaged)))
-    return result
+    return ([path for path in found if path not in owners],
+            [f"{path} ({owners[path]})" for path in found if path in owners])
+
+
+@check("IG-NO-SECRET-FILES", title='no .env, .git or private keys in the image', stage="image",
+       evidence="layers", baseline="error", category="security")
+def no_secret_files(facts: ImageFacts, settings: Settings) -> Finding:
+    """No .env, .git, SSH private keys or *.pem/*.key files holding a PRIVATE KEY — of the
+    project's own: a key an installed distribution ships is IG-PACKAGED-KEYS advice."""
+    own, packaged = _secret_files(facts)
+    return _listing("IG-NO-SECRET-FILES", _topmost(own), "secret files",
+                    "no .env, .git or private key files"
+                    + (f" of the project's own ({len(packaged)} shipped by installed "
+                       "packages: IG-PACKAGED-KEYS)" if packaged else ""))
+
+
+@check("IG-PACKAGED-KEYS", title="private keys in the image belong to no installed package's "
+       "test fixtures (advice: public, not the project's secrets)", stage="image",
+       evidence="layers", baseline="warning", hardened="warning")
+def packaged_keys(facts: ImageFacts, settings: Settings) -> Finding:
+    """No private key file shipped by an installed distribution (listed in its ``RECORD``: a
+    library's test certificate, public): advice naming the package."""
+    _, packaged = _secret_files(facts)
+    if not packaged:
+        return Finding("IG-PACKAGED-KEYS", True,
+                       "no private key files shipped by installed packages")
+    return Finding(
+        "IG-PACKAGED-KEYS", False, f"{len(packaged)} private key files are shipped by "
+        f"installed packages (public test fixtures, not this project's secrets): "
+        + ", ".join(packaged[:SHOWN]) + (f" (+{len(packaged) - SHOWN} more)"
+                                         if len(packaged) > SHOWN else "")
+        + "; leave the package's tests out of the image if you can",
+        packaged[0].split(" ")[0], detail="\n".join(packaged))
 
 
 def packaged_files(facts: ImageFacts) -> dict[str, str]:
@@ -757,12 +769,16 @@ def pip_in_image(facts: ImageFacts) -> list[str]:
     return [f.path for f in _sorted(facts) if f.type == "dir" and PIP_PACKAGE.search(f.path)]
 
 
-def build_tools(facts: ImageFacts) -> Finding:
-    """IG-RUN-NO-BUILD-TOOLS from the image's files: no compiler, pip or package manager on
-    PATH. (Not registered as an image check: the run stage reports it.)"""
-    found = [f"{name} ({path})" for name, path in tools_on_path(facts).items()]
-    return _listing("IG-RUN-NO-BUILD-TOOLS", found, "build tools on PATH",
-                    f"none of {', '.join(BUILD_TOOLS)} on PATH {':'.join(facts.path_dirs)}")
+@check("IG-RUN-NO-BUILD-TOOLS", title="no compiler, pip or package manager on PATH", stage="run",
+       evidence="layers", baseline="warning", category="security")
+def build_tools(facts: ImageFacts, settings: Settings) -> list[Finding]:
+    """No compiler, pip or package manager resolves on the image's PATH (read from its files, as
+    the container would resolve them): one finding per tool, naming where it is."""
+    found = tools_on_path(facts)
+    return ([Finding("IG-RUN-NO-BUILD-TOOLS", False, f"{tool} is on PATH in the final image "
+                     f"({path})", path) for tool, path in found.items()]
+            or [Finding("IG-RUN-NO-BUILD-TOOLS", True, f"none of {', '.join(BUILD_TOOLS)} on PATH "
+                        f"{':'.join(facts.path_dirs)}")])
 
 
 def first_command(script: str) -> str | None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from imagegate import build
 from imagegate.build import pipeline
+from imagegate.checks.stack import built
 from imagegate.config import settings as settings_mod
 from imagegate.config.settings import Settings
 from imagegate.engine import client, ensure_engine, new_session_id, write_atomic
@@ -224,26 +225,20 @@ class Gate:
             others = pool.submit(self._build_others) if self.model is not None else None
             if not self.image_id:
                 try:
-                    built = pipeline.build_app(self.cli, self.settings, self.session, log=self._say)
+                    result = pipeline.build_app(self.cli, self.settings, self.session,
+                                                log=self._say)
                 except BuildFailed as exc:
-                    self._add(stage, Finding("IG-BUILD", False, exc.message, where,
-                                             detail=exc.detail, severity="error", stage="build"))
+                    self._add(stage, built(exc, where))
                     raise
-                self.image_id = built.image_id
-                self._add(stage, Finding(
-                    "IG-BUILD", True, f"built {built.image_id[7:19]} with {built.builder} in "
-                    f"{built.seconds:.1f}s", where, severity="error", stage="build"))
+                self.image_id = result.image_id
+                self._add(stage, built(result, where))
         try:
             services = others.result() if others is not None else {}
         except BuildFailed as exc:
-            self._add(stage, Finding("IG-BUILD", False, exc.message, where, detail=exc.detail,
-                                     severity="error", stage="build"))
+            self._add(stage, built(exc, where))
             raise
         for svc, result in services.items():
-            self._add(stage, Finding(
-                "IG-BUILD", True, f"built {result.image_id[7:19]} for service {svc} with "
-                f"{result.builder} in {result.seconds:.1f}s",
-                f"{self.model.files[0].name}:service {svc}", severity="error", stage="build"))
+            self._add(stage, built(result, f"{self.model.files[0].name}:service {svc}", svc))
         self._record_image()
 
     def _add(self, stage: StageResult, finding: Finding) -> None:
@@ -402,12 +397,9 @@ def lint_only(settings: Settings) -> list[Finding]:
 
     settings = resolve(settings)
     dockerfile = settings.path(settings.dockerfile)
-    config = next((d / ".hadolint.yaml" for d in (dockerfile.parent, settings.project_dir)
-                   if (d / ".hadolint.yaml").is_file()), None)
-    found = lint.hadolint(dockerfile, config) + lint.extra_checks(
-        dockerfile.read_text(), dockerfile.name, settings.target)
-    if build.builder_name(settings.builder) != "classic":
-        found = [f for f in found if f.check_id != "IG-LINT-BUILDKIT-SYNTAX"]
+    found = lint.hadolint(dockerfile, lint.hadolint_config(dockerfile, settings.project_dir))
+    found += lint.extra_checks(dockerfile.read_text(), dockerfile.name, settings.target,
+                               build.builder_name(settings.builder))
     return [f for f in Judge(settings, dockerfile).judge_all(found) if not f.ok]
 
 

@@ -42,6 +42,7 @@ from imagegate.pytest_plugin.stack import (  # noqa: F401  (fixtures: every proj
     stack_url,
 )
 from imagegate.results.findings import Finding
+from imagegate.text import first_line
 
 STATE_KEY = pytest.StashKey["State"]()
 FINDINGS_KEY = pytest.StashKey[list[Finding]]()
@@ -267,15 +268,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=f"{check_id} {why}"))
 
 
-def _first_line(text: str) -> str:
-    """The first non-empty line of a failure text."""
-    for line in text.strip().splitlines():
-        line = line.strip()
-        if line:
-            return line[:400]
-    return "failed"
-
-
 def _failure_text(call: pytest.CallInfo[None], report: pytest.TestReport) -> str:
     """What a failed check said: pytest.fail's message, the assert message, or the exception."""
     excinfo = call.excinfo
@@ -320,6 +312,8 @@ def _record_outcome(state: State, item: pytest.Item, report: pytest.TestReport,
                     call: pytest.CallInfo[None], check_id: str,
                     recorded: list[Finding] | None) -> None:
     """The finding a test's outcome stands for (when the test recorded none itself)."""
+    from imagegate.checks.stack import project_test
+
     path, lineno, _ = item.location
     marker = item.get_closest_marker("imagegate_check")
     where = str(marker.kwargs.get("where", "")) if marker else f"{path}:{(lineno or 0) + 1}"
@@ -334,17 +328,20 @@ def _record_outcome(state: State, item: pytest.Item, report: pytest.TestReport,
             skipped = Finding(**{**skipped.to_dict(), "severity": state.judge.severity(skipped)})
         state.findings.append(skipped)
         return
+    text = "" if report.passed else _failure_text(call, report)
+    if recorded:  # the check recorded its findings, then broke: that is an error of its own
+        text = f"check crashed after recording: {first_line(text)}"
+    if call.when == "setup" and not report.passed:
+        text = f"could not run: {first_line(text)}"
+    if not check_id:  # a test of the project's own suites
+        state.findings.append(project_test(report.passed, text, where, item.nodeid, stage))
+        return
     if report.passed:
         state.findings.append(Finding(cid, True, "passed", where, stage=stage, name=item.nodeid))
         return
-    text = _failure_text(call, report)
-    if recorded:  # the check recorded its findings, then broke: that is an error of its own
-        text = f"check crashed after recording: {_first_line(text)}"
-    if call.when == "setup":
-        text = f"could not run: {_first_line(text)}"
-    finding = Finding(cid, False, _first_line(text), where, detail=text, stage=stage,
+    finding = Finding(cid, False, first_line(text), where, detail=text, stage=stage,
                       name=item.nodeid)
-    if not check_id or call.when == "setup" or recorded:
+    if call.when == "setup" or recorded:
         state.findings.append(Finding(**{**finding.to_dict(), "severity": "error"}))
         return
     try:

@@ -59,18 +59,6 @@ EVIDENCE = {
     "tests": ("the project's own tests", "high"),
     "dockerfile": ("read from the Dockerfile's text", "medium"),
 }
-#: The kind of the checks not yet declared with :func:`imagegate.checks.catalogue.check` (which
-#: carries ``category`` on the check): about an attack surface (GitHub shows these as security
-#: alerts, with a severity score), or about maintainability.
-SECURITY = frozenset({
-    "IG-LINT-USER-MISSING", "IG-LINT-USER-ROOT", "IG-LINT-SECRET", "IG-LINT-ADD-URL",
-    "IG-RUN-USER-NONROOT", "IG-RUN-PROCS-NONROOT",
-    "IG-RUN-APP-NOT-WRITABLE", "IG-RUN-NO-BUILD-TOOLS", "IG-RUN-NO-PIP-MODULE",
-    "IG-STACK-LOOPBACK-ONLY", "IG-STACK-WEB-NONROOT", "IG-STACK-NOT-PRIVILEGED",
-    "IG-STACK-SOURCE-MOUNT",
-    "DL3002", "DL3004", "DL3064",  # hadolint: last USER root, sudo, secrets in ARG/ENV
-})
-MAINTAINABILITY = frozenset({"IG-RUN-PIP-CHECK"})
 #: GitHub reads ``security-severity`` as >= 9 critical, 7-8.9 high, 4-6.9 medium, < 4 low.
 SECURITY_SEVERITY = {"error": "8.0", "warning": "5.0", "info": "2.0"}
 PROBLEM_SEVERITY = {"error": "error", "warning": "warning", "info": "recommendation"}
@@ -183,8 +171,7 @@ def _rule(spec: CheckSpec, severity: str, findings: list[Finding]) -> dict[str, 
         said = next((f.message for f in findings if f.check_id == spec.id and f.message), "")
         title = re.sub(r"^(error|warning|info|style):\s*", "", one_line(said, 1 << 30)) or title
     phrase, precision = EVIDENCE.get(spec.evidence, EVIDENCE["tests"])
-    kind = spec.category or ("security" if spec.id in SECURITY else
-            "maintainability" if spec.id in MAINTAINABILITY else "reliability")
+    kind = spec.category
     tags = [kind, spec.stage] + (["hadolint"] if catalogue.HADOLINT_ID.match(spec.id) else [])
     properties: dict[str, Any] = {"tags": tags, "precision": precision}
     if kind == "security":

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from imagegate.checks import lint
+from imagegate.checks.catalogue import CATALOGUE
 from imagegate.errors import ImagegateError
 from imagegate.results.findings import Finding
 
@@ -21,22 +22,13 @@ def dockerfile(imagegate_settings: Any) -> Any:
     return imagegate_settings.path(imagegate_settings.dockerfile)
 
 
-@pytest.fixture(scope="module")
-def hadolint_config(imagegate_settings: Any, dockerfile: Any) -> Any:
-    """``.hadolint.yaml`` beside the Dockerfile, else in the project directory, else none."""
-    for folder in (dockerfile.parent, imagegate_settings.project_dir):
-        candidate = folder / ".hadolint.yaml"
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 @pytest.mark.imagegate_check("IG-LINT-HADOLINT")
-def test_hadolint(dockerfile: Any, hadolint_config: Any,
+def test_hadolint(dockerfile: Any, imagegate_settings: Any,
                   imagegate_record: Callable[[list[Finding]], None]) -> None:
     """IG-LINT-HADOLINT: hadolint runs; each DL/SC rule it reports is a finding at its level."""
     try:
-        found = lint.hadolint(dockerfile, hadolint_config)
+        found = lint.hadolint(dockerfile,
+                              lint.hadolint_config(dockerfile, imagegate_settings.project_dir))
     except ImagegateError as exc:
         pytest.fail(f"hadolint could not run: {exc.message}", pytrace=False)
     imagegate_record(found)
@@ -47,17 +39,15 @@ def test_hadolint(dockerfile: Any, hadolint_config: Any,
 ])
 def test_extra(check_id: str, dockerfile: Any, imagegate_settings: Any,
                imagegate_record: Callable[[list[Finding]], None]) -> None:
-    """The imagegate lint check ``check_id`` holds for the Dockerfile."""
-    if check_id == "IG-LINT-BUILDKIT-SYNTAX":
-        from imagegate.build import builder_name
+    """The imagegate lint check ``check_id`` holds for the Dockerfile (judged for the builder
+    the gate builds with, and the stage the build stops at)."""
+    from imagegate.build import builder_name
 
-        chosen = builder_name(imagegate_settings.builder)
-        if chosen != "classic":
-            pytest.skip(f"the builder is {chosen}, which builds BuildKit syntax")
-    found = [f for f in lint.extra_checks(dockerfile.read_text(), dockerfile.name,
-                                          imagegate_settings.target)
-             if f.check_id == check_id]
-    imagegate_record(found or [Finding(check_id, True, lint.LINT_CHECKS[check_id])])
+    facts = lint.DockerfileText(dockerfile.read_text(), dockerfile.name,
+                                imagegate_settings.target,
+                                builder_name(imagegate_settings.builder))
+    imagegate_record(lint.LINT_CHECKS[check_id](facts)
+                     or [Finding(check_id, True, CATALOGUE[check_id].title)])
 
 
 @pytest.mark.imagegate_check("IG-LINT-SERVICES")

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from imagegate.checks.compose import COMPOSE_CHECKS, ComposeFacts
+from imagegate.checks.stack import http_answer, stack_healthy, web_nonroot
 from imagegate.facts import runtime
 from imagegate.results.findings import Finding
 
@@ -22,66 +24,28 @@ pytestmark = pytest.mark.stack
 Record = Callable[[Any], None]
 
 
-def _at(model: Any, service: str) -> str:
-    """A finding location: the service in the first compose file."""
-    return f"{model.files[0].name}:service {service}"
-
-
 class TestComposeFile:
-    """The compose project as written (the model), not as the gate runs it."""
+    """The compose project as written (the model), not as the gate runs it: one test per check
+    declared on :class:`imagegate.checks.compose.ComposeFacts`."""
 
-    @pytest.mark.imagegate_check("IG-STACK-SOURCE-MOUNT")
-    def test_IG_STACK_SOURCE_MOUNT(self, compose_model: Any, imagegate_settings: Any,
-                                   imagegate_record: Record) -> None:
-        """IG-STACK-SOURCE-MOUNT: no service bind-mounts the project's source over the image
-        (the stack would test the working tree, not the image)."""
-        from imagegate.model.compose import source_mounts
+    @pytest.mark.parametrize("check_id", [
+        pytest.param(cid, marks=pytest.mark.imagegate_check(cid), id=cid)
+        for cid in COMPOSE_CHECKS])
+    def test_compose(self, check_id: str, compose_model: Any, imagegate_settings: Any,
+                     imagegate_record: Record) -> None:
+        """The compose check ``check_id`` holds for the project's compose model."""
         from imagegate.pytest_plugin.stack import gated_of
 
-        s = imagegate_settings
-        # the services that run an image of this project: those building it and the web service
-        judged = {*(svc for svc in compose_model.services if compose_model.build(svc)),
-                  *gated_of(s, compose_model), *([s.web_service] if s.web_service else [])}
-        found = source_mounts(compose_model, s.project_dir, judged)
-        imagegate_record([Finding("IG-STACK-SOURCE-MOUNT", False, text, _at(compose_model, svc))
-                          for svc, text in found]
-                         or [Finding("IG-STACK-SOURCE-MOUNT", True, "no source bind mounts")])
-
-    @pytest.mark.imagegate_check("IG-STACK-LOOPBACK-ONLY")
-    def test_IG_STACK_LOOPBACK_ONLY(self, compose_model: Any, imagegate_record: Record) -> None:
-        """IG-STACK-LOOPBACK-ONLY: published ports name 127.0.0.1 (``8000:8000`` publishes on
-        every interface of the host); the gate's own run moves them to 127.0.0.1 anyway."""
-        from imagegate.model.compose import exposed_beyond_loopback
-
-        found = exposed_beyond_loopback(compose_model)
-        imagegate_record([Finding("IG-STACK-LOOPBACK-ONLY", False, text, _at(compose_model, svc))
-                          for svc, text in found]
-                         or [Finding("IG-STACK-LOOPBACK-ONLY", True,
-                                     "every published port is on 127.0.0.1")])
-
-    @pytest.mark.imagegate_check("IG-STACK-NOT-PRIVILEGED")
-    def test_IG_STACK_NOT_PRIVILEGED(self, compose_model: Any, imagegate_record: Record) -> None:
-        """IG-STACK-NOT-PRIVILEGED: no service runs privileged or adds capabilities."""
-        found = []
-        for svc in compose_model.services:
-            spec = compose_model.service(svc)
-            if spec.get("privileged"):
-                found.append(Finding("IG-STACK-NOT-PRIVILEGED", False,
-                                     f"{svc} runs privileged (expected no privileged: true)",
-                                     _at(compose_model, svc)))
-            if spec.get("cap_add"):
-                found.append(Finding("IG-STACK-NOT-PRIVILEGED", False,
-                                     f"{svc} adds capabilities {sorted(spec['cap_add'])} "
-                                     "(expected no cap_add)", _at(compose_model, svc)))
-        imagegate_record(found or [Finding("IG-STACK-NOT-PRIVILEGED", True,
-                                           "no privileged service, no cap_add")])
+        facts = ComposeFacts(compose_model, imagegate_settings,
+                             tuple(gated_of(imagegate_settings, compose_model)))
+        imagegate_record(COMPOSE_CHECKS[check_id](facts))
 
 
 class TestStack:
     """The stack the gate brought up, with the tested image."""
 
     @pytest.mark.imagegate_check("IG-STACK-HEALTHY")
-    def test_IG_STACK_HEALTHY(self, stack_attempt: Any) -> None:
+    def test_IG_STACK_HEALTHY(self, stack_attempt: Any, imagegate_record: Record) -> None:
         """IG-STACK-HEALTHY: every service runs, and every one with a healthcheck is healthy; a
         one-shot service (``restart: "no"``, or awaited with service_completed_successfully)
         has exited 0."""
@@ -91,26 +55,18 @@ class TestStack:
                         pytrace=False)
         stack = stack_attempt.stack
         model = stack.load_model()
-        bad = []
-        for svc in stack.services():
-            state = stack.container(svc).attrs["State"]
-            health = (state.get("Health") or {}).get("Status", "none")
-            if state.get("Status") == "exited" and state.get("ExitCode") == 0 and \
-                    model.one_shot(svc):
-                continue  # a one-shot (schema, seed) that did its job
-            if state.get("Status") != "running" or health not in ("healthy", "none"):
-                bad.append(f"{svc}: status={state.get('Status')} health={health}")
-        assert not bad, "services not up and healthy: " + "; ".join(bad)
+        states = {svc: stack.container(svc).attrs["State"] for svc in stack.services()}
+        imagegate_record(stack_healthy(states, [svc for svc in states if model.one_shot(svc)]))
 
     @pytest.mark.imagegate_check("IG-STACK-WEB-NONROOT")
-    def test_IG_STACK_WEB_NONROOT(self, stack_up: Any, imagegate_settings: Any) -> None:
+    def test_IG_STACK_WEB_NONROOT(self, stack_up: Any, imagegate_settings: Any,
+                                  imagegate_record: Record) -> None:
         """IG-STACK-WEB-NONROOT: no process of the web service runs as uid 0."""
         svc = imagegate_settings.web_service
         procs = runtime.process_uids(stack_up.container(svc))
         if isinstance(procs, runtime.Skip):
             pytest.skip(procs.reason)
-        root = [f"pid {p.pid} {p.command[:80]}" for p in procs if p.uid == 0]
-        assert procs and not root, f"{svc} runs processes as uid 0: " + "; ".join(root)
+        imagegate_record(web_nonroot(svc, procs))
 
 
 class TestStackHttp:
@@ -151,20 +107,10 @@ class TestStackHttp:
                                      what=said, timeout=imagegate_settings.wait_timeout,
                                      interval=0.2)
             except WaitTimeout as exc:
-                found.append(Finding("IG-STACK-HTTP", False, f"{said}: no HTTP answer "
-                                     f"({exc.message})", at))
+                found.append(http_answer(said, at, exc))
                 continue
-            expected = (f"{http_check.status}" if http_check.status else "below 500")
-            problems = []
-            if (resp.status_code != http_check.status if http_check.status
-                    else resp.status_code >= 500):
-                problems.append(f"expected {expected}, got {resp.status_code}: "
-                                f"{resp.text[:200]!r}")
-            if http_check.contains and http_check.contains not in resp.text:
-                problems.append(f"{http_check.contains!r} not in {resp.text[:200]!r}")
-            found.append(Finding("IG-STACK-HTTP", not problems, f"{said}: " + (
-                "; ".join(problems) if problems else f"{resp.status_code} (expected {expected})"),
-                at))
+            found.append(http_answer(said, at, resp, status=http_check.status,
+                                     contains=http_check.contains))
         imagegate_record(found)
 
 
