@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+pytest_plugins = ["testsupport.evidence"]  # @pytest.mark.shows_failing, and its checks
+
 SUITE_MARKERS = {"tests_image": "image", "tests_stack": "stack"}
 
 

@@ -179,6 +179,7 @@ def test_debian_set_passes(facts: Facts, tmp_path: Path) -> None:
     assert f"2 CAs: Debian's ca-certificates {VERSION} set, nothing else" in str(finding)
 
 
+@pytest.mark.shows_failing("IG-CA-BUNDLE")
 def test_stray_certificate_fails_naming_subject_and_fingerprint(
         facts: Facts, certs: dict[str, Path], tmp_path: Path) -> None:
     """A CA that is neither Debian's nor declared (the host's proxy CA, appended by a build

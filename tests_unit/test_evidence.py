@@ -1,12 +1,17 @@
-"""The negative-evidence table (imagegate/evidence.py) against the catalogue and the suites.
+"""Negative evidence, checked both ways: every check is shown failing by a test marked
+``@pytest.mark.shows_failing("IG-…")`` (testsupport/evidence.py), every marked id is a check, and
+every marked unit test fails when the check it names is stubbed to pass.
 
-Fails when a catalogue id has no test that makes it fail, when the table names an id the
-catalogue does not know, or when a test it names does not exist (collected by pytest itself, so a
-renamed test or parameter id is caught).
+The marks are read from the suites themselves (all three collected: collection needs no engine);
+the stub run executes the unit suite's marked tests once per id they name, with that check's
+function (the registry's, and every name it is imported under) replaced by one that reports a
+pass. A test that still passes then does not prove its check. The Docker suites' marked tests
+(real images, containers, stacks) assert the exact set of ids each variant breaks instead.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -14,70 +19,96 @@ from pathlib import Path
 
 import pytest
 
-from imagegate.checks.catalogue import CATALOGUE, HADOLINT_ID
-from imagegate.checks.evidence import EVIDENCE, HADOLINT_RULES, files
+from imagegate.checks.catalogue import CATALOGUE, known
 from imagegate.facts.policy import BUILD_TOOLS
+from testsupport.evidence import table
 
 ROOT = Path(__file__).resolve().parents[1]
-RULE = re.compile(r"\b(?:DL|SC)\d{4}\b")
+RULE = re.compile(r"^(?:DL|SC)\d{4}$")
+SUITES = ("tests_unit", "tests_image", "tests_stack")
 
 
-def test_every_catalogue_id_has_a_negative_test() -> None:
-    """Each check of the catalogue, and hadolint's rules, is shown failing by some test."""
-    missing = [cid for cid in [*CATALOGUE, HADOLINT_RULES] if not EVIDENCE.get(cid)]
-    assert not missing, f"no test makes these checks fail: {missing}"
+def _pytest(*args: str, timeout: int) -> subprocess.CompletedProcess[str]:
+    """pytest in a subprocess at the repo root, in a fixed order, no cache."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider",
+         "-p", "no:xdist", "--rootdir", str(ROOT), *args],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL)
 
 
-def test_every_mapped_id_is_a_catalogue_id() -> None:
-    """The table names no id the catalogue does not know (a renamed or removed check)."""
-    unknown = sorted(set(EVIDENCE) - set(CATALOGUE) - {HADOLINT_RULES})
-    assert not unknown, f"not in the catalogue: {unknown}"
+@pytest.fixture(scope="module")
+def marked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+    """{node id: the check ids it is marked as showing failing}, over all three suites (each
+    collected on its own: their conftests share a module name)."""
+    found: dict[str, list[str]] = {}
+    for suite in SUITES:
+        out = tmp_path_factory.mktemp("evidence") / f"{suite}.json"
+        proc = _pytest("--collect-only", "-q", f"--evidence-list={out}", suite, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        found.update(json.loads(out.read_text()))
+    return found
 
 
-def test_hadolint_rules_show_a_dl_and_an_sc_rule() -> None:
-    """hadolint's row is shown with one of its own DL rules and one ShellCheck SC rule."""
-    rules = {m.group(0)[:2] for node in EVIDENCE[HADOLINT_RULES] for m in RULE.finditer(node)
-             if HADOLINT_ID.match(m.group(0))}
-    assert rules == {"DL", "SC"}, EVIDENCE[HADOLINT_RULES]
+def _shown(marked: dict[str, list[str]]) -> set[str]:
+    return {cid for ids in marked.values() for cid in ids}
 
 
-def test_every_build_tool_is_shown_failing() -> None:
+def test_every_check_is_shown_failing(marked: dict[str, list[str]]) -> None:
+    """Each check of the catalogue, and one DL and one SC rule of hadolint's, has a test marked
+    as showing it failing."""
+    missing = sorted(set(CATALOGUE) - _shown(marked))
+    assert not missing, f"no test is marked shows_failing for: {missing}"
+    rules = {cid[:2] for cid in _shown(marked) if RULE.match(cid)}
+    assert rules == {"DL", "SC"}, rules
+
+
+def test_every_marked_id_is_a_check(marked: dict[str, list[str]]) -> None:
+    """No mark names an id the catalogue (or hadolint) does not know: a renamed or removed
+    check leaves no stale evidence."""
+    unknown = sorted(cid for cid in _shown(marked) if not known(cid))
+    assert not unknown, unknown
+
+
+def test_each_marked_test_names_its_check(marked: dict[str, list[str]]) -> None:
+    """A reader finds a check's evidence by grepping its id: the node id or the test's file
+    names it."""
+    unnamed = [(node, cid) for node, ids in marked.items() for cid in ids
+               if cid not in node and cid.replace("-", "_") not in node
+               and cid not in (ROOT / node.split("::", 1)[0]).read_text()]
+    assert not unnamed, unnamed
+
+
+def test_the_development_page_says_where_the_evidence_runs(marked: dict[str, list[str]]) -> None:
+    """docs/development.md's table of negative tests per check and suite is the marks' own."""
+    page = (ROOT / "docs/development.md").read_text()
+    start, end = "<!-- evidence:start -->\n", "\n<!-- evidence:end -->"
+    shown = page[page.index(start) + len(start):page.index(end)]
+    want = table(marked, sorted(CATALOGUE))
+    assert shown == want, f"docs/development.md is stale; the table is:\n{want}"
+
+
+def test_every_build_tool_is_shown_failing(marked: dict[str, list[str]]) -> None:
     """IG-RUN-NO-BUILD-TOOLS is shown failing for each tool it looks for, one by one."""
-    nodes = EVIDENCE["IG-RUN-NO-BUILD-TOOLS"]
+    nodes = [node for node, ids in marked.items() if "IG-RUN-NO-BUILD-TOOLS" in ids]
     missing = [tool for tool in BUILD_TOOLS
                if not any(node.endswith(f"[IG-RUN-NO-BUILD-TOOLS-{tool}]") for node in nodes)]
     assert not missing, missing
 
 
-@pytest.mark.parametrize("check_id", sorted(EVIDENCE))
-def test_each_mapped_test_names_its_check(check_id: str) -> None:
-    """A reader finds a check's evidence by its id: the node id names it (with hyphens or
-    underscores), or else its test file does."""
-    for node in EVIDENCE[check_id]:
-        if check_id == HADOLINT_RULES:
-            assert RULE.search(node), node
-            continue
-        if check_id in node or check_id.replace("-", "_") in node:
-            continue
-        path = ROOT / node.split("::", 1)[0]
-        assert path.is_file() and check_id in path.read_text(), (
-            f"{node} names neither {check_id} nor does its file")
-
-
-@pytest.fixture(scope="module")
-def collected() -> set[str]:
-    """The node ids pytest collects from the files the table names (no test is run; the
-    Docker suites are only collected, which needs no engine)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:randomly",
-         "-p", "no:cacheprovider", "--rootdir", str(ROOT), *files()],
-        capture_output=True, text=True, timeout=300, cwd=ROOT, stdin=subprocess.DEVNULL)
+@pytest.mark.slow
+def test_unit_evidence_fails_when_its_check_is_stubbed(
+        marked: dict[str, list[str]], tmp_path: Path) -> None:
+    """Every marked unit test, run with each check it names stubbed to pass, fails — by its own
+    assertion, not by an error of the stub — and each ran."""
+    out = tmp_path / "stubbed.json"
+    proc = _pytest("-q", "-m", "shows_failing", f"--evidence-stub={out}", "tests_unit",
+                   timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    return {line.strip() for line in proc.stdout.splitlines() if "::" in line}
-
-
-def test_every_mapped_test_exists(collected: set[str]) -> None:
-    """Every node id in the table is a test pytest collects (not renamed, not a typo)."""
-    missing = sorted(node for nodes in EVIDENCE.values() for node in nodes
-                     if node not in collected)
-    assert not missing, "not collected:\n" + "\n".join(missing)
+    outcomes: dict[str, dict[str, str]] = json.loads(out.read_text())
+    expected = {node: {cid for cid in ids if cid in CATALOGUE} for node, ids in marked.items()
+                if node.startswith("tests_unit/")}
+    ran = {node: set(found) for node, found in outcomes.items()}
+    assert ran == {node: ids for node, ids in expected.items() if ids}, "not run with a stub"
+    proved_nothing = {f"{node} [{cid} stubbed]": said for node, found in outcomes.items()
+                      for cid, said in found.items() if said != "failed"}
+    assert not proved_nothing, json.dumps(proved_nothing, indent=1)
