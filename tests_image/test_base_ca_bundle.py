@@ -21,6 +21,7 @@ from imagegate.build import base
 from imagegate.config import settings
 from imagegate.facts.policy import CHECKS, ImageFacts
 from imagegate.results.findings import Finding
+from testsupport import ci
 
 HOST_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -43,11 +44,16 @@ def host_only() -> dict[str, str]:
     """{fingerprint: subject} of the host bundle's CAs that are not in Debian's set (the proxy's
     CA on these machines; possibly none elsewhere)."""
     if not HOST_BUNDLE.is_file():
-        return {}
+        ci.missing("host-ca-bundle", f"no host CA bundle at {HOST_BUNDLE}: no host-only CA to "
+                                     "keep out of the image")
     _, debian = debian_set()
-    return {base.fingerprint(der): base.cert_subject(der)
-            for der in base.pem_certs(HOST_BUNDLE.read_bytes())
-            if base.fingerprint(der) not in debian}
+    found = {base.fingerprint(der): base.cert_subject(der)
+             for der in base.pem_certs(HOST_BUNDLE.read_bytes())
+             if base.fingerprint(der) not in debian}
+    if not found:
+        ci.missing("host-ca-bundle", f"{HOST_BUNDLE} holds only Debian's CAs: no host-only CA "
+                                     "to keep out of the image")
+    return found
 
 
 def bundle_of(docker_client: Any, image: str) -> bytes:
@@ -145,7 +151,7 @@ def reference_bundle(version: str, tmp_path: Path) -> bytes:
     scratch directory (its config generated as the package's postinst does: every .crt, sorted)."""
     if subprocess.run(["sh", "-c", "command -v update-ca-certificates"],
                       capture_output=True, timeout=10).returncode != 0:
-        pytest.skip("update-ca-certificates is not installed on this host")
+        ci.missing("update-ca-certificates", "update-ca-certificates is not installed on this host")
     deb = base.download({base.CA_PACKAGE: version}, log=lambda _: None)[base.CA_PACKAGE]
     root, etc, local = tmp_path / "root", tmp_path / "etc", tmp_path / "local"
     for folder in (etc, local):

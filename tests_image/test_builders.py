@@ -8,8 +8,6 @@ under a unique absent name (``pull = "never"``) or on a closed 127.0.0.1 port.
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +20,8 @@ from imagegate.build import base
 from imagegate.build.builders import Builder, BuildResult, ClassicBuilder, select_builder
 from imagegate.engine import session_labels
 from imagegate.errors import BaseImageError, BuildFailed, UsageError
+from testsupport import ci
+from testsupport.ports import refused_port
 
 # The harness's own machinery, tested for real: `make test` runs it; the gate's fast
 # stages (gate_select = "not slow") leave it out.
@@ -64,9 +64,7 @@ def buildkit(docker_client: Any) -> Builder:
     try:
         return select_builder("buildkit", docker_client)
     except UsageError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI promises BuildKit (Debian's docker.io CLI): {exc.message}")
-        pytest.skip(exc.message)
+        ci.missing("buildkit", exc.message)
 
 
 @pytest.fixture
@@ -207,8 +205,8 @@ def test_pull_never_with_a_missing_from_is_one_line(make: Build, docker_client: 
 
 def test_pull_missing_failure_names_image_and_complaint(make: Build) -> None:
     """pull = "missing" pulls the absent FROM; a registry that does not answer is one line."""
-    ref = f"127.0.0.1:{_closed_port()}/absent:1"
-    with pytest.raises(BaseImageError) as info:
+    with refused_port() as port, pytest.raises(BaseImageError) as info:
+        ref = f"127.0.0.1:{port}/absent:1"
         make(f"FROM {ref}\n", builder="classic", pull="missing")
     message = info.value.message
     assert message.startswith(f"Dockerfile: FROM {ref} is not present locally and pulling it "
@@ -234,8 +232,8 @@ def test_hermetic_build_that_resolves_a_name(make: Build, builder: Builder,
 
 def test_syntax_frontend_that_cannot_be_fetched(make: Build, buildkit: Builder) -> None:
     """A ``# syntax=`` frontend BuildKit cannot fetch (here: a closed local registry port)."""
-    frontend = f"127.0.0.1:{_closed_port()}/dockerfile:1"
-    with pytest.raises(UsageError) as info:
+    with refused_port() as port, pytest.raises(UsageError) as info:
+        frontend = f"127.0.0.1:{port}/dockerfile:1"
         make(f"# syntax={frontend}\nARG BASE\nFROM ${{BASE}}\n", builder=buildkit)
     message = info.value.message
     assert message.startswith(f"Dockerfile:1: '# syntax={frontend}' needs the BuildKit frontend "
@@ -252,8 +250,4 @@ def test_syntax_frontend_under_pull_never(make: Build, buildkit: Builder) -> Non
     assert 'could not be fetched (not present locally and pull = "never")' in info.value.message
 
 
-def _closed_port() -> int:
-    """A 127.0.0.1 port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+

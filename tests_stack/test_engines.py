@@ -29,6 +29,7 @@ from stack_helpers import IMAGEGATE, get, result
 
 from imagegate.engine import SESSION_LABEL, cleanup_session, hosts
 from imagegate.proc import StopWaiting, wait_until
+from testsupport import ci
 
 pytestmark = pytest.mark.slow
 
@@ -250,6 +251,7 @@ def dockerinit(tmp_path: Path, python_slim_image: str, redis_alpine_image: str) 
 # -- two gates on one engine -----------------------------------------------------------------
 
 
+@pytest.mark.prunes
 @pytest.mark.parametrize("pair", ["same-project", "two-projects"])
 def test_two_gates_share_the_engine(pair: str, request: pytest.FixtureRequest, gates: Gates,
                                     docker_client: Any,
@@ -293,6 +295,7 @@ def test_two_gates_share_the_engine(pair: str, request: pytest.FixtureRequest, g
     assert leftovers() == []
 
 
+@pytest.mark.prunes
 def test_killed_gate_is_pruned_and_a_live_one_kept(sample: Path, dockerinit: Path,
                                                    gates: Gates, docker_client: Any,
                                                    leftovers: Callable[[], list[str]],
@@ -429,7 +432,8 @@ def alt_engine(request: pytest.FixtureRequest) -> Iterator[tuple[SocketProxy, st
         else:
             name = socket.gethostname()
             if hosts.addresses(name) != {"127.0.0.1"}:
-                pytest.skip(f"this machine's name {name} does not resolve to 127.0.0.1 only")
+                ci.missing("hostname-loopback",
+                           f"this machine's name {name} does not resolve to 127.0.0.1 only")
             proxy = SocketProxy(default)
             docker_host, expected = f"tcp://{name}:{proxy.address[1]}", name
         try:
@@ -447,8 +451,10 @@ def test_gate_through_another_docker_host(alt_engine: tuple[SocketProxy, str, st
     """The gate, push included, with DOCKER_HOST on another socket and the default socket
     covered: it passes, so the SDK, compose, the BuildKit CLI, testinfra and push all used
     DOCKER_HOST; and its stack URL names the host DOCKER_HOST names."""
-    if shutil.which("unshare") is None or os.geteuid() != 0:
-        pytest.skip("needs unshare and root to cover the default socket in a mount namespace")
+    if os.geteuid() != 0:
+        ci.missing("root", "needs root to cover the default socket in a mount namespace")
+    if shutil.which("unshare") is None:
+        ci.missing("unshare", "needs unshare to cover the default socket in a mount namespace")
     started = time.monotonic()
     proxy, docker_host, expected_host = alt_engine
     default = os.path.realpath("/var/run/docker.sock")
