@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import secrets
 import shutil
-import socket
 import subprocess
 import warnings
 from collections.abc import Callable, Iterator
@@ -26,6 +26,7 @@ from testsupport.fixtures import (  # noqa: F401
     python_slim_image,
     redis_alpine_image,
 )
+from testsupport.ports import listening_port
 
 VARIANTS = Path(__file__).parent / "variants"
 
@@ -73,18 +74,14 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.fail("docker-registry is not installed (apt-get install docker-registry)",
                     pytrace=False)
     root = tmp_path_factory.mktemp("registry")
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     config = root / "config.yml"
     config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n"
-                      f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: warn\n")
+                      "http:\n  addr: 127.0.0.1:0\nlog:\n  level: warn\n")
     with open(root / "registry.log", "wb") as log:
         proc = subprocess.Popen([binary, "serve", str(config)], stdout=log,
                                 stderr=subprocess.STDOUT)
     try:
+        port = listening_port(proc.pid)
         wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).ok,
                    timeout=20, what="registry answering")
         yield f"127.0.0.1:{port}"
@@ -135,13 +132,6 @@ class SecureRegistry:
             "application/vnd.oci.image.manifest.v1+json"]))
         answer.raise_for_status()
         return answer.headers["Docker-Content-Digest"]
-
-
-def free_port() -> int:
-    """A 127.0.0.1 port nothing listens on (at the time of asking)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -223,23 +213,24 @@ def secure_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure
     ca, cert, key = make_tls(root)
     user, password = "gate", f"ig-pw-{secrets.token_hex(12)}"
     (root / "htpasswd").write_text(bcrypt_htpasswd(user, password) + "\n")
-    host = f"127.0.0.1:{free_port()}"
     config = root / "config.yml"
     config.write_text(
         f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n"
-        f"http:\n  addr: {host}\n  tls:\n    certificate: {cert}\n    key: {key}\n"
+        f"http:\n  addr: 127.0.0.1:0\n  tls:\n    certificate: {cert}\n    key: {key}\n"
         f"auth:\n  htpasswd:\n    realm: imagegate-test\n    path: {root}/htpasswd\n"
         "log:\n  level: warn\n")
-    registry = SecureRegistry(host, user, password, ca, cert, key)
-    with engine_trusts(host, ca), open(root / "registry.log", "wb") as log:
+    with open(root / "registry.log", "wb") as log:
         proc = subprocess.Popen([binary, "serve", str(config)], stdout=log,
                                 stderr=subprocess.STDOUT)
-        try:
+    try:
+        host = f"127.0.0.1:{listening_port(proc.pid)}"
+        registry = SecureRegistry(host, user, password, ca, cert, key)
+        with engine_trusts(host, ca):
             wait_until(lambda: registry.api("").ok, timeout=20, what="TLS registry answering")
             yield registry
-        finally:
-            proc.terminate()
-            proc.wait(timeout=20)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
 @pytest.fixture
@@ -259,6 +250,19 @@ def killed_registry(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPa
     registry = (base.parent if xdist_worker(pytestconfig) else base) / "killed-sessions"
     registry.mkdir(exist_ok=True)
     return registry
+
+
+@pytest.fixture(autouse=True)
+def prune_lock(request: pytest.FixtureRequest, killed_registry: Path) -> Iterator[None]:
+    """Every stack test holds the run's prune lock shared; a test marked ``prunes`` (it runs
+    ``imagegate prune``, which removes what dead sessions left and the untagged labelled images)
+    holds it alone. So no prune on one xdist worker removes another test's leak before its
+    ``leftovers() == []``, takes the session another test killed before that test's own prune
+    reports it, or deletes an untagged labelled image another test is about to use."""
+    exclusive = request.node.get_closest_marker("prunes") is not None
+    with open(killed_registry.parent / "prune.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import io
 import json
 import os
 import re
-import socket
 import ssl
 import subprocess
 import tarfile
@@ -32,6 +31,7 @@ from stack_helpers import gate, result
 
 from imagegate.engine import client
 from imagegate.gate.push import RegistryAuthFailed, push
+from testsupport.ports import refused_port
 
 pytestmark = pytest.mark.slow
 
@@ -120,11 +120,10 @@ def test_gate_registry_down_retries_then_names_it(sample: Path, secure_registry:
                                                   monkeypatch: pytest.MonkeyPatch,
                                                   untag: list[str]) -> None:
     """Nothing listens: three attempts with backoff, then exit 2 naming the registry."""
-    with socket.socket() as sock:  # a port that was free a moment ago: refused, not a hang
-        sock.bind(("127.0.0.1", 0))
-        down = f"127.0.0.1:{sock.getsockname()[1]}"
-    proc = run_gate(sample, f"{down}/imagegate/sample:down", monkeypatch, secure_registry.env(),
-                    untag)
+    with refused_port() as port:  # held, never listening: refused, not a hang, and nobody else's
+        down = f"127.0.0.1:{port}"
+        proc = run_gate(sample, f"{down}/imagegate/sample:down", monkeypatch,
+                        secure_registry.env(), untag)
     assert proc.returncode == 2, proc.stdout[-3000:]
     assert re.search(rf"registry {down} unavailable after 3 attempts: .*connection refused",
                      proc.stdout), proc.stdout[-2000:]
