@@ -17,6 +17,8 @@ def pytest_configure(config: pytest.Config) -> None:
     """``xdist_group``: modules whose module-scoped fixtures are costly keep to one worker under
     ``make test`` (``--dist loadgroup``); registered here too, so runs without xdist accept it."""
     config.addinivalue_line("markers", "xdist_group(name): run these tests on one xdist worker")
+    config.addinivalue_line("markers", "prunes: runs `imagegate prune`; holds the stack suite's "
+                                       "prune lock alone (tests_stack/conftest.py: prune_lock)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

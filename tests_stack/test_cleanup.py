@@ -83,3 +83,33 @@ def test_no_leftovers(mode: str, exit_code: int, tmp_path: Path, app_image: str,
         cleanup_session(session, docker_client)  # keep this suite clean even when it fails
     assert proc.returncode == exit_code, output[-3000:]
     assert left == [], f"left behind by the {mode} run: {left}\n{output[-2000:]}"
+
+
+def _can_lock(path: Path, how: int) -> bool:
+    """True when a lock of kind ``how`` on ``path`` can be had right now (another open file
+    description: as another xdist worker would ask)."""
+    import fcntl
+
+    with open(path, "a") as other:
+        try:
+            fcntl.flock(other, how | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+
+@pytest.mark.prunes
+def test_a_pruning_test_holds_the_prune_lock_alone(killed_registry: Path) -> None:
+    """While a test marked ``prunes`` runs, no other stack test can start (not even sharing)."""
+    import fcntl
+
+    lock = killed_registry.parent / "prune.lock"
+    assert not _can_lock(lock, fcntl.LOCK_SH) and not _can_lock(lock, fcntl.LOCK_EX)
+
+
+def test_other_stack_tests_share_the_prune_lock(killed_registry: Path) -> None:
+    """Other stack tests run side by side (shared), and keep any prune out (exclusive)."""
+    import fcntl
+
+    lock = killed_registry.parent / "prune.lock"
+    assert _can_lock(lock, fcntl.LOCK_SH) and not _can_lock(lock, fcntl.LOCK_EX)
