@@ -7,7 +7,6 @@ preconditions: no test relies on what the one before it stopped, restarted or cr
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -73,15 +72,12 @@ def test_sigterm_lets_inflight_request_finish(own_fault_stack: Stack) -> None:
     wait_until(lambda: "slow request sleeping" in stack.logs("web", tail=20), timeout=10,
                what="the slow request in flight")
     ctr = stack.container("web")
-    started = time.monotonic()
-    ctr.stop(timeout=10)
-    stop_seconds = time.monotonic() - started
+    ctr.stop(timeout=10)  # SIGTERM, then SIGKILL (exit 137) at 10 s if it has not exited
     worker.join(timeout=20)
     state = _state(stack, "web")
     assert not worker.is_alive(), "the slow request never returned"
     assert result == {"status": 200}, result
-    assert state["ExitCode"] == 0, state
-    assert stop_seconds < 10, f"docker stop took {stop_seconds:.1f}s"
+    assert state["ExitCode"] == 0, state  # exited on SIGTERM, before the engine's SIGKILL
 
 
 def test_crashed_web_comes_back(own_fault_stack: Stack) -> None:

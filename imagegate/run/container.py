@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from imagegate.engine import hosts, session_labels
@@ -160,18 +161,12 @@ class RunningContainer:
 
     def seconds_to_healthy(self) -> float | None:
         """From the container's start to the end of its first passing probe (engine clock)."""
-        from datetime import datetime
-
-        def when(stamp: str) -> datetime:
-            head, _, frac = stamp.rstrip("Z").partition(".")
-            return datetime.fromisoformat(f"{head}.{(frac.split('+')[0] + '000000')[:6]}")
-
         self.container.reload()
         state = self.container.attrs["State"]
         passing = [e for e in state.get("Health", {}).get("Log", []) or [] if e["ExitCode"] == 0]
         if not passing:
             return None
-        return (when(passing[0]["End"]) - when(state["StartedAt"])).total_seconds()
+        return (engine_time(passing[0]["End"]) - engine_time(state["StartedAt"])).total_seconds()
 
     def health_log(self) -> str:
         """The last healthcheck probes with their exit codes and output."""
@@ -347,3 +342,10 @@ def _ref(image: str) -> str:
     """An image reference for messages: ids shortened."""
     return image.removeprefix("sha256:")[:12] if re.fullmatch(r"(sha256:)?[0-9a-f]{64}", image) \
         else image
+
+
+def engine_time(stamp: str) -> datetime:
+    """An engine timestamp (``2026-12-03T22:15:44.123456789Z``, nanoseconds) as a naive UTC
+    datetime."""
+    head, _, frac = stamp.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}.{(frac.split('+')[0] + '000000')[:6]}")
