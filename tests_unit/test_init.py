@@ -391,7 +391,7 @@ LITERAL = "you-will-never-guess-0f3a"
 
 
 @pytest.mark.parametrize(("driver", "image", "url", "password", "healthcheck"), [
-    ("psycopg2-binary", "postgres:16", "postgresql://postgres:${POSTGRES_PASSWORD:?"
+    ("psycopg2-binary", "postgres:16", "postgresql+psycopg2://postgres:${POSTGRES_PASSWORD:?"
      "POSTGRES_PASSWORD must be set}@db:5432/app", "POSTGRES_PASSWORD",
      ["CMD", "pg_isready", "-U", "postgres", "-d", "app"]),
     ("pymysql", "mariadb:11", "mysql+pymysql://root:${MARIADB_ROOT_PASSWORD:?"

@@ -89,6 +89,10 @@ LITERAL_DEFAULT = re.compile(
     r"(?:environ\.get|getenv)\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']\s*"
     r"(?:\)\s*or\s*|,\s*(?:default\s*=\s*)?)[rbuRBU]?[\"']")
 SQLALCHEMY_PACKAGES = {"sqlalchemy", "flask-sqlalchemy"}
+#: The size budget (MB) init writes when it cannot measure the dependencies, and what it adds to
+#: their measured size: the local base (~43 MB) and room for the app and the bytecode.
+SIZE_BUDGET = 80
+BASE_MB = 45
 DEV_REQUIREMENTS = re.compile(r"dev|test|lint|doc|ci|local|type|check", re.I)
 #: ``os.environ["X"]``, ``os.environ.get("X"``, ``os.getenv("X"``, ``environ.get('X'``.
 ENV_READ = re.compile(r"(?:environ(?:\.get)?|getenv)\s*[\(\[]\s*[\"']([A-Z][A-Z0-9_]*)[\"']")
@@ -293,11 +297,17 @@ def make_plan(project_dir: Path, *, force: bool = False, ci: str = "github") -> 
     if not _in_git(root):
         plan.notes.append("not a git checkout: the image's revision label needs a commit "
                           "(IG-LABELS); in CI the workflow's GITHUB_SHA is used")
+    budget, measured = SIZE_BUDGET, probe.deps_mb()
+    if measured is not None:
+        # The image compiles the venv's bytecode (about a third more) on top of the base.
+        budget = max(SIZE_BUDGET, -(-int(BASE_MB + 1.3 * measured + 10) // 10) * 10)
+        plan.lines.append(f"size budget: {budget} MB (the dependencies take {measured:.0f} MB "
+                          "installed; with their bytecode and the base)")
     ctx = Context(root=root, app=app, deps=deps, python=python, base_image=base_image,
                   local_python=local_python, entries=entries, instance=instance,
                   health=health, bare_import=not facts.get("bare_import"), env=env,
                   secrets=secrets_, services=services, meta=meta, setup=setup,
-                  setup_once=setup_once, catalogs=catalogs)
+                  setup_once=setup_once, catalogs=catalogs, size_budget=budget)
     render_all(plan, ctx, compose_name, ci)
     return plan
 
@@ -727,6 +737,13 @@ class Prober:
                      "throwaway venv uv made from the lock")
         return True
 
+    def deps_mb(self) -> float | None:
+        """The installed size (MB) of the lock in the throwaway venv (None: none was made)."""
+        if self._venv is None:
+            return None
+        site = Path(self._venv.name) / "venv" / "lib"
+        return sum(f.stat().st_size for f in site.rglob("*") if f.is_file()) / 1e6
+
     def inspect(self, app: App, entries: list[str], env: dict[str, str]) -> dict[str, Any]:
         """Load ``app`` from a copy holding only ``entries`` (what the image holds) and read it."""
         request = {"mode": "inspect", "path": app.path, "name": app.attr if app.kind == "given"
@@ -965,11 +982,13 @@ def find_services(deps: Deps, facts: Mapping[str, Any], root: Path,
     if pg or pg_url:
         out.postgres, out.db = True, "postgres"
         reason = f"{deps.source} names {', '.join(pg)}" if pg else "a postgres:// URL"
-        driver = {"psycopg": "+psycopg", "psycopg-binary": "+psycopg", "pg8000": "+pg8000",
-                  "asyncpg": "+asyncpg"}
-        out.db_scheme = "postgresql" + next(
-            (driver[d] for d in pg if d in driver and not {"psycopg2", "psycopg2-binary"} & set(pg)),
-            "")
+        # SQLAlchemy's default driver changed (psycopg2 → psycopg 3 in 2.1): name the one the
+        # dependencies install. A plain libpq URL when SQLAlchemy is not used.
+        driver = {"psycopg2": "+psycopg2", "psycopg2-binary": "+psycopg2", "psycopg": "+psycopg",
+                  "psycopg-binary": "+psycopg", "pg8000": "+pg8000", "asyncpg": "+asyncpg"}
+        sqlalchemy = bool(SQLALCHEMY_PACKAGES & deps.names) or "sqlalchemy" in code.lower()
+        out.db_scheme = "postgresql" + (next((driver[d] for d in pg if d in driver), "")
+                                        if sqlalchemy else "")
         image, password = POSTGRES_IMAGE, "POSTGRES_PASSWORD"
     elif mysql:
         out.db, reason = "mariadb", f"{deps.source} names {', '.join(mysql)}"
@@ -1160,6 +1179,8 @@ class Context:
     setup_once: bool = False
     #: Gettext catalog directories (project-relative) → their domains, compiled in the builder.
     catalogs: dict[str, list[str]] = field(default_factory=dict)
+    #: The image size budget (MB) written to [tool.imagegate].
+    size_budget: int = SIZE_BUDGET
 
     @property
     def locks(self) -> list[str]:
@@ -1358,7 +1379,8 @@ REDIS_SERVICE = """
 
 #: The stock Postgres as its documentation has users write it: the password from the
 #: environment, data on a named volume, ready when pg_isready says so. Its entrypoint starts as
-#: root to own PGDATA and then drops to the postgres user: hence those five capabilities.
+#: root to own PGDATA and then drops to the postgres user: so no cap_drop (and the hardened
+#: profile refuses a cap_add), but no-new-privileges (dropping privileges is not gaining any).
 POSTGRES_SERVICE = """
   # PostgreSQL, the stock image (pulled where it is missing, as the gate's pull policy says).
   db:
@@ -1374,8 +1396,6 @@ POSTGRES_SERVICE = """
       timeout: 2s
       retries: 10
       start_period: 30s
-    cap_drop: [ALL]
-    cap_add: [CHOWN, DAC_OVERRIDE, FOWNER, SETGID, SETUID]
     security_opt:
       - no-new-privileges:true
     restart: unless-stopped
@@ -1397,8 +1417,6 @@ MARIADB_SERVICE = """
       timeout: 2s
       retries: 10
       start_period: 30s
-    cap_drop: [ALL]
-    cap_add: [CHOWN, DAC_OVERRIDE, FOWNER, SETGID, SETUID]
     security_opt:
       - no-new-privileges:true
     restart: unless-stopped
@@ -1440,8 +1458,8 @@ def render_pyproject(root: Path, ctx: Context) -> str:
                      "checks it.")
         lines.append(f'http_checks = [{{ path = "{ctx.health.stack}", status = 200 }}]')
     lines += [f'image_repo = "{image_repo(ctx.meta["title"])}"',
-              "# Raise it if the dependencies are large: the gate fails an image above it.",
-              "size_budget_mb = 80"]
+              "# Raise it if the dependencies grow: the gate fails an image above it.",
+              f"size_budget_mb = {ctx.size_budget}"]
     if not ctx.local_python:
         lines.append(f'python_image = "{ctx.base_image}"')
     run_secrets = [*ctx.secrets, *([db_password_var(ctx.services)] if ctx.services.db else [])]
