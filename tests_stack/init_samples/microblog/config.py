@@ -15,5 +15,5 @@ class Config:
     MAIL_SERVER = os.environ.get('MAIL_SERVER')
     MAIL_PORT = int(os.environ.get('MAIL_PORT') or 25)
     MAIL_DEFAULT_SENDER = os.environ.get('MAIL_DEFAULT_SENDER') or 'noreply@example.com'
-    LANGUAGES = ['en', 'es']
+    LANGUAGES = ('en', 'es')
     POSTS_PER_PAGE = 25

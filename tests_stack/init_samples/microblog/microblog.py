@@ -1,7 +1,8 @@
 """The WSGI entry point, as the Mega-Tutorial has it (`FLASK_APP=microblog.py`)."""
 
-from app import create_app, db
 from app.models import Post
+
+from app import create_app, db
 
 app = create_app()
 

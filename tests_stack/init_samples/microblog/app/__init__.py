@@ -1,13 +1,12 @@
 """The application factory and its extensions."""
 
+from config import Config
 from flask import Flask, request
 from flask_babel import Babel
 from flask_mail import Mail
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from redis import Redis
-
-from config import Config
 
 db = SQLAlchemy()
 migrate = Migrate()

@@ -2,8 +2,6 @@
 
 import os
 
-import click
-
 
 def register(app):
     """Attach the translate group to the app's CLI."""

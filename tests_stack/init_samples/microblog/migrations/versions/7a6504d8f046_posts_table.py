@@ -1,13 +1,12 @@
 """posts table
 
 Revision ID: 7a6504d8f046
-Revises: 
+Revises:
 Create Date: 2026-12-03 22:27:14.713904
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '7a6504d8f046'
