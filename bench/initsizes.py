@@ -44,7 +44,7 @@ from imagegate.config import settings
 from imagegate.engine import cleanup_session, client, ensure_engine, new_session_id, session_labels
 
 SAMPLES_DIR = ROOT / "tests_stack" / "init_samples"
-SAMPLES = ("blog", "seed", "hitcount")
+SAMPLES = ("blog", "seed", "hitcount", "microblog")
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,17 @@ def seed_context(project: Path, dest: Path, plan: init.Plan, slim: str, ctx: Ctx
         else:
             shutil.copy2(src, target)
     shutil.copy2(project / init.LOCK, dest / "requirements.txt")
+    target_py = wheelhouse.detect_target(slim, ctx.cli, session_labels(ctx.session))
+    locks = [project / lock for lock in (init.LOCK, init.BOOTSTRAP_LOCK)]
+    wheelhouse.ensure_wheelhouse(
+        locks, target_py, dest / ".wheels", log=lambda _: None,
+        compile=lambda sdist, deps: pipeline.compile_on_target(ctx.cli, target_py, ctx.session,
+                                                               sdist, deps, log=lambda _: None))
+    # The seed installs requirements.txt alone: a pin built from its sdist also accepts the
+    # built wheel's hash (built.lock's), so the same wheels go in without a second step.
+    (dest / "requirements.txt").write_text(with_built_hashes(
+        (dest / "requirements.txt").read_text(),
+        (dest / ".wheels" / wheelhouse.BUILT_LOCK).read_text()))
     names = [e.removeprefix(prefix) for e in plan.entries]
     copies = [f"COPY {n}/ {n}/" for n in names if not n.endswith(".py")]
     files = [n for n in names if n.endswith(".py")]
@@ -111,10 +122,17 @@ def seed_context(project: Path, dest: Path, plan: init.Plan, slim: str, ctx: Ctx
     text = SEED_DOCKERFILE.read_text().replace("COPY app/ app/", "\n".join(copies))
     (dest / "Dockerfile").write_text(text.replace("app.wsgi:app", f"'{plan.app.wsgi}'"))
     (dest / ".dockerignore").write_text("Dockerfile\n.dockerignore\n")
-    target_py = wheelhouse.detect_target(slim, ctx.cli, session_labels(ctx.session))
-    locks = [project / lock for lock in (init.LOCK, init.BOOTSTRAP_LOCK)]
-    wheelhouse.ensure_wheelhouse(locks, target_py, dest / ".wheels", log=lambda _: None)
     return plan.app.wsgi
+
+
+def with_built_hashes(lock: str, built: str) -> str:
+    """``lock`` with each pin of ``built`` (built.lock) also accepting its built wheel's hash."""
+    import re
+
+    for name, digest in re.findall(r"(?m)^([A-Za-z0-9][\w.-]*)==\S+.*--hash=sha256:(\w+)", built):
+        pin = re.compile(rf"(?im)^({re.escape(name)}==\S+[^\n]*?)(\s*\\?\n)")
+        lock = pin.sub(rf"\1 --hash=sha256:{digest}\2", lock, count=1)
+    return lock
 
 
 def measure(ctx: Ctx, slim: str, samples: Sequence[str] = SAMPLES) -> list[InitSizeRow]:

@@ -42,7 +42,8 @@ def parser() -> argparse.ArgumentParser:
     lint = sub.add_parser("lint", help="hadolint plus the checks it misses")
     project_flags(lint)
     base = sub.add_parser("base", help="make the local base images from Debian packages")
-    base.add_argument("kind", nargs="?", default="all", choices=["all", "python", "redis"])
+    base.add_argument("kind", nargs="?", default="all",
+                      choices=["all", "python", "redis", "python-build"])
     base.add_argument("--force", action="store_true", help="rebuild even when up to date")
     base.add_argument("--project-dir", default=".", metavar="DIR",
                       help="the project whose extra_ca_certs the bases' CA bundle gets")

@@ -134,9 +134,9 @@ def test_wheelhouse_is_synced_in_place_and_a_right_one_is_left_untouched(
     (dest / "beta-1.0-py3-none-any.whl").write_bytes(b"truncated")
 
     got = wheelhouse.ensure_wheelhouse([lock], target, dest, log=lambda _: None)
-    assert sorted(p.name for p in got) == sorted(p.name for p in dest.iterdir())
+    assert [*sorted(p.name for p in got), "built.lock"] == sorted(p.name for p in dest.iterdir())
     assert sorted(p.name for p in dest.iterdir()) == ["alpha-1.0-py3-none-any.whl",
-                                                       "beta-1.0-py3-none-any.whl"]
+                                                       "beta-1.0-py3-none-any.whl", "built.lock"]
     assert (dest / "beta-1.0-py3-none-any.whl").read_bytes() == b"beta" * 100
     before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in dest.iterdir()}
     wheelhouse.ensure_wheelhouse([lock], target, dest, log=lambda _: None)
@@ -325,3 +325,90 @@ def test_mapping_settings_from_the_environment(tmp_path: Path) -> None:
                                            "NAME=value pairs")
     with pytest.raises(UsageError, match="expected error, warning or info"):
         settings.load(tmp_path, environ={"IMAGEGATE_SEVERITY": "IG-LABELS=loud"})
+
+
+# -- wheelhouse: pins with no wheel for the target, built from their locked sdist --------------
+
+
+def _sdist(path: Path, files: dict[str, str]) -> Path:
+    """A .tar.gz sdist at ``path`` holding ``files`` (under its top directory)."""
+    import io
+    import tarfile
+
+    top = path.name.removesuffix(".tar.gz")
+    with tarfile.open(path, "w:gz") as tf:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{top}/{name}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize(("filename", "expected"), [
+    ("Flask-Mail-0.9.1.tar.gz", ("flask_mail", "0.9.1")),
+    ("crcmod-1.7.tar.gz", ("crcmod", "1.7")),
+    ("python-Levenshtein-0.12.2.zip", ("python_levenshtein", "0.12.2")),
+    ("flask_mail-0.9.1-py3-none-any.whl", None),
+])
+def test_sdist_names(filename: str, expected: tuple[str, str] | None) -> None:
+    """An sdist's file name gives the pin it belongs to, spelt as wheels spell names."""
+    assert wheelhouse.sdist_name(filename) == expected
+
+
+def test_an_sdist_with_c_sources_is_built_on_the_target_and_its_build_requires_read(
+        tmp_path: Path) -> None:
+    """C sources → extensions (built on the target's build base); none → pure Python (built on
+    the host). [build-system].requires is what the offline build gets; pip's default without."""
+    pure = _sdist(tmp_path / "mail-1.0.tar.gz", {"setup.py": "", "mail.py": ""})
+    ext = _sdist(tmp_path / "crc-1.0.tar.gz", {"setup.py": "", "src/_crc.c": "",
+                                                "pyproject.toml": '[build-system]\nrequires = '
+                                                '["setuptools>=61", "cython"]\n'})
+    assert not wheelhouse.has_extensions(pure) and wheelhouse.has_extensions(ext)
+    assert wheelhouse.build_requires(pure) == ["setuptools>=40.8.0", "wheel"]
+    assert wheelhouse.build_requires(ext) == ["setuptools>=61", "cython"]
+
+
+def test_built_wheels_are_reused_by_sdist_hash_and_pinned_to_their_own_hash(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wheel built earlier from an sdist the lock allows is found again (no download, no
+    build); built.lock pins it to its own sha256 and names the sdist hash it came from; a wheel
+    whose bytes changed since it was recorded is not trusted."""
+    import hashlib
+    import json
+
+    monkeypatch.setattr(wheelhouse, "STATE_DIR", tmp_path / "state")
+    target = wheelhouse.Target("cp", "3.11.2", "x86_64", "glibc", "2.36")
+    cache = tmp_path / "state" / "wheels" / target.key
+    sdist_sha = hashlib.sha256(b"the sdist").hexdigest()
+    built = cache / "built" / sdist_sha
+    built.mkdir(parents=True)
+    wheel = built / "flask_mail-0.9.1-py3-none-any.whl"
+    wheel.write_bytes(b"a built wheel")
+    wheel_sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    (built / "built.json").write_text(json.dumps({
+        "sdist": "Flask-Mail-0.9.1.tar.gz", "wheel": wheel.name, "sha256": wheel_sha,
+        "how": "pure Python, built on the host"}))
+    lock = tmp_path / "requirements.lock"
+    lock.write_text(f"flask-mail==0.9.1 ; python_version >= '3' --hash=sha256:{sdist_sha}\n")
+    said: list[str] = []
+    dest = tmp_path / ".wheels"
+    got = wheelhouse.ensure_wheelhouse([lock], target, dest, log=said.append)
+    assert [p.name for p in got] == [wheel.name]
+    assert not any("downloading" in line for line in said), said
+    assert said == [f"wheelhouse: built flask-mail==0.9.1 from source (pure Python, built on the "
+                    f"host): Flask-Mail-0.9.1.tar.gz sha256:{sdist_sha[:12]}… (the lock's) → "
+                    f"{wheel.name} sha256:{wheel_sha[:12]}…"]
+    text = (dest / wheelhouse.BUILT_LOCK).read_text()
+    assert f"flask-mail==0.9.1 ; python_version >= '3' --hash=sha256:{wheel_sha}\n" in text
+    assert f"# Flask-Mail-0.9.1.tar.gz sha256:{sdist_sha} (the lock's)" in text
+    wheel.write_bytes(b"tampered")
+    assert wheelhouse._built_wheel(cache, wheelhouse.parse_lock(lock)[0]) is None
+
+
+def test_built_lock_without_built_wheels_pins_nothing() -> None:
+    """Every wheelhouse has built.lock (the Dockerfile copies it); with no sdist built it holds
+    comments only, so the image's first install step is skipped."""
+    text = wheelhouse.built_lock([])
+    assert "--hash=" not in text and all(ln.startswith("#") or not ln
+                                         for ln in text.splitlines())

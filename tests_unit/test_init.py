@@ -360,21 +360,135 @@ def test_a_dependency_the_code_never_uses_justifies_no_service(
     assert set(yaml.safe_load((root / "compose.yaml").read_text())["services"]) == {"web"}
 
 
-def test_postgres_is_named_not_generated(project: Callable[[Files], Path],
-                                         capsys: pytest.CaptureFixture[str]) -> None:
-    """psycopg2-binary → the output says a Postgres service is needed and what to add; the
-    compose file carries it commented out (no image can be made here), no redis."""
-    root = project({"app.py": textwrap.dedent(SEED_APP)
-                    + "\nDATABASE_URL = os.environ.get('DATABASE_URL')\n",
-                    "requirements.lock": lock("flask", "gunicorn", "psycopg2-binary"),
+MIGRATING = '''
+    import os
+
+    import click
+    from flask import Flask
+
+
+    def create_app():
+        app = Flask(__name__)
+        app.config["SQLALCHEMY_DATABASE_URI"] = os.environ.get("DATABASE_URL") or "sqlite://"
+        app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or "%s"
+
+        @app.cli.group("db")
+        def db():
+            """Flask-Migrate's group, as the app's CLI shows it."""
+
+        @db.command("upgrade")
+        def upgrade():
+            click.echo("upgraded")
+
+        @app.route("/healthz")
+        def healthz():
+            return "ok"
+
+        return app
+'''
+#: The literal default of MIGRATING's SECRET_KEY: it must never be printed.
+LITERAL = "you-will-never-guess-0f3a"
+
+
+@pytest.mark.parametrize(("driver", "image", "url", "password", "healthcheck"), [
+    ("psycopg2-binary", "postgres:16", "postgresql+psycopg2://postgres:${POSTGRES_PASSWORD:?"
+     "POSTGRES_PASSWORD must be set}@db:5432/app", "POSTGRES_PASSWORD",
+     ["CMD", "pg_isready", "-U", "postgres", "-d", "app"]),
+    ("pymysql", "mariadb:11", "mysql+pymysql://root:${MARIADB_ROOT_PASSWORD:?"
+     "MARIADB_ROOT_PASSWORD must be set}@db:3306/app", "MARIADB_ROOT_PASSWORD",
+     ["CMD", "healthcheck.sh", "--connect", "--innodb_initialized"]),
+])
+def test_a_database_driver_gets_a_db_service_and_migrations_a_migrate_service(
+        project: Callable[[Files], Path], capsys: pytest.CaptureFixture[str], driver: str,
+        image: str, url: str, password: str, healthcheck: list[str]) -> None:
+    """A driver in the lock and SQLAlchemy reading DATABASE_URL: `db` on the stock image as users
+    write it (healthcheck, named volume, password required from the environment, no pull_policy:
+    the gate's pull policy applies), DATABASE_URL on web, web waits for it healthy; Flask-Migrate
+    (`db upgrade`, a migrations folder) → a one-shot `migrate` running the upgrade with web's
+    image and environment once db is healthy; web waits for it to complete. The gate's run_env
+    gives the password "@random"."""
+    root = project({"blog/__init__.py": MIGRATING % LITERAL, "migrations/env.py": "# alembic\n",
+                    "requirements.lock": lock("flask", "gunicorn", "flask-sqlalchemy",
+                                              "flask-migrate", driver),
                     "requirements-bootstrap.lock": lock("pip")})
     out = run_init(root, capsys)
-    assert "service: postgres (requirements.lock (hashed) names psycopg2-binary) → not " \
-           "generated" in out
-    assert "note: add a `db` service" in out
-    text = (root / "compose.yaml").read_text()
-    assert set(yaml.safe_load(text)["services"]) == {"web"}
-    assert "  # db:\n  #   image: postgres:16" in text
+    assert f"service: {image.split(':')[0]} (requirements.lock (hashed) names {driver}) → " \
+           f"compose service `db` on {image}" in out
+    assert "migrate: `flask --app blog db upgrade` in a one-shot compose service `migrate`" in out
+    services = yaml.safe_load((root / "compose.yaml").read_text())["services"]
+    web, db, migrate = services["web"], services["db"], services["migrate"]
+    assert set(services) == {"web", "db", "migrate"}
+    assert db["image"] == f"${{DB_IMAGE:-{image}}}" and "pull_policy" not in db
+    assert db["healthcheck"]["test"] == healthcheck
+    assert db["environment"][password] == f"${{{password}:?{password} must be set}}"
+    assert db["volumes"][0].startswith("db-data:")
+    assert web["environment"]["DATABASE_URL"] == url
+    assert web["depends_on"] == {"db": {"condition": "service_healthy"},
+                                 "migrate": {"condition": "service_completed_successfully"}}
+    assert migrate["command"] == ["flask", "--app", "blog", "db", "upgrade"]
+    assert migrate["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert migrate["environment"] == web["environment"] and migrate["image"] == web["image"]
+    assert "db-data" in yaml.safe_load((root / "compose.yaml").read_text())["volumes"]
+    table = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["imagegate"]
+    assert table["run_env"] == {"SECRET_KEY": "@random", password: "@random"}
+    assert "COPY migrations/ /srv/app/migrations/" in (root / "Dockerfile").read_text()
+
+
+def test_a_secret_with_a_literal_default_is_named_by_line_never_by_value(
+        project: Callable[[Files], Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """`os.environ.get('SECRET_KEY') or '…'`: init names the file and line and makes the variable
+    required (compose, run_env); the default's value appears in nothing it prints or writes."""
+    root = project({"blog/__init__.py": MIGRATING % LITERAL, **LOCKS})
+    code = main("--project-dir", str(root))
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    line = next(n for n, text in enumerate((root / "blog/__init__.py").read_text().splitlines(), 1)
+                if LITERAL in text)
+    assert f"secret with a literal default: SECRET_KEY at blog/__init__.py:{line} (the value " \
+           "is not shown) → required by compose (${SECRET_KEY:?…})" in out
+    written = "".join((root / n).read_text() for n in ("Dockerfile", "compose.yaml",
+                                                       "pyproject.toml"))
+    assert LITERAL not in out + err + written
+    web = yaml.safe_load((root / "compose.yaml").read_text())["services"]["web"]
+    assert web["environment"]["SECRET_KEY"] == "${SECRET_KEY:?SECRET_KEY must be set}"
+
+
+@pytest.mark.parametrize(("code", "found"), [
+    ("K = os.environ.get('SECRET_KEY') or 'x'", ["SECRET_KEY"]),
+    ('K = os.getenv("API_TOKEN", "x")', ["API_TOKEN"]),
+    ("K = environ.get('DB_PASSWORD', default=b'x')", ["DB_PASSWORD"]),
+    ("K = os.environ.get('SECRET_KEY')", []),  # no default: nothing to hide
+    ("K = os.environ.get('GREETING') or 'hello'", []),  # not a secret
+    ("K = os.environ.get('SECRET_KEY') or os.urandom(16)", []),  # not a literal
+])
+def test_literal_defaults(tmp_path: Path, code: str, found: list[str]) -> None:
+    """Only secrets (by name) that fall back to a string literal are reported, with their line."""
+    (tmp_path / "config.py").write_text(f"import os\n\n{code}\n")
+    assert init.literal_defaults(tmp_path, [tmp_path / "config.py"]) == [
+        ("config.py", 3, name) for name in found]
+
+
+def test_translations_are_compiled_in_the_builder_and_built_wheels_installed_first(
+        project: Callable[[Files], Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """Gettext catalogs in the app's package and Babel in the lock: the Dockerfile's builder
+    stage runs `pybabel compile` on them (the .mo files reach the final stage with the code);
+    and it installs the wheelhouse's built.lock (wheels built from sdists, their own hashes)
+    before the app's lock."""
+    root = project({"blog/__init__.py": FACTORY,
+                    "blog/translations/es/LC_MESSAGES/messages.po": 'msgid ""\nmsgstr ""\n',
+                    "requirements.lock": lock("flask", "gunicorn", "flask-babel", "babel"),
+                    "requirements-bootstrap.lock": lock("pip")})
+    out = run_init(root, capsys)
+    assert "translations: blog/translations (messages) → `pybabel compile` in the Dockerfile's " \
+           "builder stage" in out
+    dockerfile = (root / "Dockerfile").read_text()
+    builder, final = dockerfile.split("\nFROM ${PYTHON_IMAGE}\n")
+    assert "/opt/venv/bin/pybabel compile -d /srv/app/blog/translations -D messages" in builder
+    assert "COPY --from=builder /srv/app /srv/app" in final
+    built = builder.index("--no-deps --no-cache-dir --disable-pip-version-check -r "
+                          "/wheels/built.lock")
+    assert built < builder.index("-r requirements.lock")
+    assert "pybabel" not in (root / "blog" / "__init__.py").read_text()
 
 
 def test_instance_folder_and_health_route(project: Callable[[Files], Path],

@@ -78,6 +78,12 @@ PY_DROP_MODULES = (
 APP_UID = 10001
 #: The local repository of each base kind (the tag comes from the suite).
 REPOS = {"python": "imagegate/python", "redis": "imagegate/redis"}
+#: The build base: the python base's packages plus a C toolchain and Python's headers, where the
+#: wheelhouse builds sdists with extensions (same Debian Python: same ABI). Never an app's base,
+#: made on demand (not part of ``all``).
+BUILD_REPO = "imagegate/python-build"
+#: gcc's sanitizer and profiling runtimes: Depends of gcc-12, needed only with -fsanitize/-pg.
+BUILD_LEAVE_OUT = ("libasan8", "liblsan0", "libtsan2", "libubsan1", "libgprofng0")
 #: busybox applets not linked: package managers and downloaders have no place in a runtime image.
 NO_APPLETS = {"dpkg", "dpkg-deb", "rpm", "rpm2cpio", "wget", "ftpget", "ftpput", "tftp", "tftpd",
               "httpd", "telnet", "telnetd", "nc", "udhcpc", "udhcpd", "ftpd"}
@@ -137,7 +143,8 @@ def debian_python() -> str:
 
 
 def recipes(which: str = "all") -> list[Recipe]:
-    """The recipes this host's Debian suite supports: ``python``, ``redis`` or ``all``."""
+    """The recipes this host's Debian suite supports: ``python``, ``redis`` or ``all`` (both),
+    or ``python-build`` (the build base for sdists with extensions)."""
     suite = codename()
     out: list[Recipe] = []
     if which in ("python", "all"):
@@ -171,8 +178,23 @@ def recipes(which: str = "all") -> list[Recipe]:
             ),
             finish=_finish_redis,
         ))
+    if which == "python-build":
+        py = debian_python()
+        out.append(Recipe(
+            kind="python-build", repo=BUILD_REPO, tag=f"{py}-{suite}",
+            roots=(f"python{py}-minimal", f"libpython{py}-stdlib", "busybox", "media-types",
+                   "gcc", "libc6-dev", f"libpython{py}-dev"),
+            leave_out=(*PY_LEAVE_OUT, *BUILD_LEAVE_OUT),
+            changes=(
+                "ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+                "ENV LANG=C.UTF-8",
+                'CMD ["python3"]',
+            ),
+            finish=_finish_python,
+        ))
     if not out:
-        raise BaseImageError(f"unknown base image kind {which!r}: use python, redis or all")
+        raise BaseImageError(f"unknown base image kind {which!r}: use python, redis, "
+                             "python-build or all")
     return out
 
 

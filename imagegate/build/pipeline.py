@@ -88,6 +88,8 @@ def build_app(cli: Any, settings: Settings, session: str, *, log: Log = print) -
         wheels = wheelhouse.ensure_wheelhouse(
             [settings.path(lock) for lock in settings.locks], target,
             context / settings.wheelhouse, log=log,
+            compile=lambda sdist, deps: compile_on_target(cli, target, session, sdist, deps,
+                                                          log=log),
         )
         log(f"wheelhouse: {len(wheels)} wheels for {target.key}")
     result = build.build(
@@ -103,6 +105,33 @@ def build_app(cli: Any, settings: Settings, session: str, *, log: Log = print) -
     log(f"built {result.image_id[7:19]} as {settings.repo}:local with {result.builder} in "
         f"{result.seconds:.1f}s ({result.cached_steps}/{result.steps_count} steps cached)")
     return result
+
+
+def compile_on_target(cli: Any, target: wheelhouse.Target, session: str, sdist: Any, deps: Any,
+                      *, log: Log = print) -> Any:
+    """Build an sdist with extensions for ``target`` in the build base (made on first use from
+    Debian packages: the same Python as the local base), with no network; the wheel's path.
+    A target it cannot serve (another Python ABI, an older glibc) is a clear error."""
+    from imagegate.errors import WheelhouseError
+
+    recipe = base.recipes("python-build")[0]
+    made = base.ensure_base(recipe, log=log)
+    if made.built:
+        log(f"base {made.ref}: built ({made.packages} packages, {made.size / 1e6:.1f} MB)")
+    labels = session_labels(session)
+    have = wheelhouse.detect_target(made.ref, cli, labels)
+    if have.abi != target.abi or have.arch != target.arch or \
+            _version(have.libc_version) > _version(target.libc_version):
+        raise WheelhouseError(
+            f"{sdist.name} has extensions and no wheel for {target.key}; the build base "
+            f"{made.ref} makes {have.key} wheels, which that target cannot load: use a base "
+            "with the Debian suite's Python (the local base) or publish a wheel for it")
+    return wheelhouse.compile_in_container(cli, made.ref, labels, sdist, deps)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """``2.36`` as (2, 36)."""
+    return tuple(int(p) for p in text.split(".") if p.isdigit())
 
 
 def build_services(cli: Any, settings: Settings, model: Any, gated: Sequence[str], *,

@@ -8,8 +8,9 @@ What this repo does to pass the strictest profile, written for any Flask project
    running in a throwaway copy (the project's tree is never touched by its own code).
 2. **Read the project**: dependencies (a hashed lock, ``uv.lock``, ``requirements*.txt`` or
    ``[project].dependencies``), the Python version (``.python-version``, ``requires-python``),
-   the services the dependencies justify (Redis; Postgres is named, not generated), the secrets
-   and service URLs the code reads from the environment.
+   the services the dependencies justify (Redis; a ``db`` on postgres:16 or mariadb:11 for a
+   database driver), the secrets and service URLs the code reads from the environment (and the
+   secrets that fall back to a literal default: named by file and line, never by value).
 3. **Ask the app** (in a copy holding exactly what the image will hold): a route answering 200 in
    Flask's test client for the HEALTHCHECK, whether it writes its instance folder, the modules and
    template/static folders it loads (the image's allowlist).
@@ -73,7 +74,25 @@ NOT_CANDIDATES = {"setup", "conftest", "noxfile", "fabfile", "tasks", "manage", 
 REDIS_PACKAGES = {"redis", "flask-redis", "hiredis", "valkey"}
 POSTGRES_PACKAGES = {"psycopg", "psycopg2", "psycopg2-binary", "psycopg-binary", "asyncpg",
                      "pg8000"}
+MYSQL_PACKAGES = {"pymysql", "mysqlclient", "mysql-connector-python", "mariadb"}
+#: The stock images a generated ``db`` runs (pulled as users pull them; the gate's pull policy).
+POSTGRES_IMAGE = "postgres:16"
+MARIADB_IMAGE = "mariadb:11"
+#: The database the generated ``db`` creates and the app's URL names.
+DB_NAME = "app"
+#: Variables that hold a database URL, as apps name them.
+DB_URL_NAME = re.compile(r"^(?:SQLALCHEMY_)?DATABASE_UR[LI]$|^DB_UR[LI]$|^(?:POSTGRES(?:QL)?|PG|"
+                         r"MYSQL|MARIADB)_UR[LI]$")
+#: ``os.environ.get("X") or "literal"``, ``os.environ.get("X", "literal")``, ``os.getenv("X",
+#: "literal")``: a secret that silently falls back to a value written in the code.
+LITERAL_DEFAULT = re.compile(
+    r"(?:environ\.get|getenv)\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']\s*"
+    r"(?:\)\s*or\s*|,\s*(?:default\s*=\s*)?)[rbuRBU]?[\"']")
 SQLALCHEMY_PACKAGES = {"sqlalchemy", "flask-sqlalchemy"}
+#: The size budget (MB) init writes when it cannot measure the dependencies, and what it adds to
+#: their measured size: the local base (~43 MB) and room for the app and the bytecode.
+SIZE_BUDGET = 80
+BASE_MB = 45
 DEV_REQUIREMENTS = re.compile(r"dev|test|lint|doc|ci|local|type|check", re.I)
 #: ``os.environ["X"]``, ``os.environ.get("X"``, ``os.getenv("X"``, ``environ.get('X'``.
 ENV_READ = re.compile(r"(?:environ(?:\.get)?|getenv)\s*[\(\[]\s*[\"']([A-Z][A-Z0-9_]*)[\"']")
@@ -233,6 +252,20 @@ def make_plan(project_dir: Path, *, force: bool = False, ci: str = "github") -> 
     if secrets_:
         plan.lines.append(f"secrets: {', '.join(secrets_)} (read from the environment) → "
                           "required by compose, \"@random\" in the gate's run_env")
+    for rel, line, name in literal_defaults(root, _code_files(root, entries)):
+        plan.lines.append(f"secret with a literal default: {name} at {rel}:{line} (the value is "
+                          f"not shown) → required by compose (${{{name}:?…}}), \"@random\" in the "
+                          "gate's run_env: the default can never ship")
+    if services.db:
+        password = db_password_var(services)
+        plan.lines.append(f"database password: {password} → required by compose, \"@random\" in "
+                          "the gate's run_env")
+    catalogs = translations(root, entries) if "babel" in _lock_names(deps, root) else {}
+    for folder, domains in catalogs.items():
+        how = ("what `flask translate compile` runs" if "translate" in facts.get("commands", [])
+               else "the catalogs are compiled at build time")
+        plan.lines.append(f"translations: {folder} ({', '.join(domains)}) → `pybabel compile` "
+                          f"in the Dockerfile's builder stage ({how}), the .mo files copied")
     if facts.get("secret_from") == "code":
         plan.notes.append("SECRET_KEY is set in the code, not read from the environment: read it "
                           "from the environment before deploying (e.g. app.config."
@@ -243,7 +276,8 @@ def make_plan(project_dir: Path, *, force: bool = False, ci: str = "github") -> 
                                        instance=bool(instance))
     if setup:
         shown = " ".join(setup)
-        plan.lines.append(f"setup: `{shown}` in a one-shot compose service `setup` that web "
+        plan.lines.append(f"{_setup_name(setup)}: `{shown}` in a one-shot compose service "
+                          f"`{_setup_name(setup)}` that web "
                           "waits for (service_completed_successfully)"
                           + (", once per instance volume (it is not idempotent)"
                              if setup_once else ", on every start (it is idempotent)"))
@@ -263,13 +297,30 @@ def make_plan(project_dir: Path, *, force: bool = False, ci: str = "github") -> 
     if not _in_git(root):
         plan.notes.append("not a git checkout: the image's revision label needs a commit "
                           "(IG-LABELS); in CI the workflow's GITHUB_SHA is used")
+    budget, measured = SIZE_BUDGET, probe.deps_mb()
+    if measured is not None:
+        # The image compiles the venv's bytecode (about a third more) on top of the base.
+        budget = max(SIZE_BUDGET, -(-int(BASE_MB + 1.3 * measured + 10) // 10) * 10)
+        plan.lines.append(f"size budget: {budget} MB (the dependencies take {measured:.0f} MB "
+                          "installed; with their bytecode and the base)")
     ctx = Context(root=root, app=app, deps=deps, python=python, base_image=base_image,
                   local_python=local_python, entries=entries, instance=instance,
                   health=health, bare_import=not facts.get("bare_import"), env=env,
                   secrets=secrets_, services=services, meta=meta, setup=setup,
-                  setup_once=setup_once)
+                  setup_once=setup_once, catalogs=catalogs, size_budget=budget)
     render_all(plan, ctx, compose_name, ci)
     return plan
+
+
+def _setup_name(setup: list[str]) -> str:
+    """The one-shot service's name: ``migrate`` for Flask-Migrate's upgrade, else ``setup``."""
+    return "migrate" if setup[-2:] == ["db", "upgrade"] else "setup"
+
+
+def _lock_names(deps: Deps, root: Path) -> set[str]:
+    """Every name the app's lock pins (normalized), dependencies of dependencies included."""
+    text = deps.locks.get(deps.lock) or _read(root / deps.lock) or ""
+    return {_normalize(m) for m in re.findall(r"(?m)^([A-Za-z0-9][A-Za-z0-9._-]*)==", text)}
 
 
 def _setup_command(commands: Iterable[str], app: App, *, migrations: bool,
@@ -686,6 +737,13 @@ class Prober:
                      "throwaway venv uv made from the lock")
         return True
 
+    def deps_mb(self) -> float | None:
+        """The installed size (MB) of the lock in the throwaway venv (None: none was made)."""
+        if self._venv is None:
+            return None
+        site = Path(self._venv.name) / "venv" / "lib"
+        return sum(f.stat().st_size for f in site.rglob("*") if f.is_file()) / 1e6
+
     def inspect(self, app: App, entries: list[str], env: dict[str, str]) -> dict[str, Any]:
         """Load ``app`` from a copy holding only ``entries`` (what the image holds) and read it."""
         request = {"mode": "inspect", "path": app.path, "name": app.attr if app.kind == "given"
@@ -869,6 +927,11 @@ class Services:
     redis: bool = False
     redis_vars: list[str] = field(default_factory=list)
     postgres: bool = False
+    #: The generated ``db``: "postgres", "mariadb" or "" (none); the variable the app reads its
+    #: URL from, the URL's scheme, and the variable holding the database's password.
+    db: str = ""
+    db_url_var: str = ""
+    db_scheme: str = ""
     lines: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -876,8 +939,9 @@ class Services:
 def find_services(deps: Deps, facts: Mapping[str, Any], root: Path,
                   entries: Iterable[str]) -> Services:
     """Redis when a dependency names it and the image's code uses it, or the app's config holds
-    a redis:// URL; Postgres likewise (named, not generated: no Postgres image can be made from
-    the local bases). A dependency the code never mentions justifies nothing (it is said)."""
+    a redis:// URL; a ``db`` service (the stock postgres:16, or mariadb:11 for a MySQL driver)
+    when a database driver is a dependency the code's database use justifies, or a postgres://
+    URL. A dependency the code never mentions justifies nothing (it is said)."""
     out = Services()
     code = "\n".join(p.read_text(errors="replace") for p in _code_files(root, entries))
     env = env_names(_code_files(root, entries))
@@ -910,16 +974,84 @@ def find_services(deps: Deps, facts: Mapping[str, Any], root: Path,
         pg = []
     pg_url = urls.get("postgres") or (SQLALCHEMY_PACKAGES & deps.names and
                                       POSTGRES_URL.search(code))
+    mysql = sorted(MYSQL_PACKAGES & deps.names)
+    if mysql and not re.search(r"mysql|mariadb|sqlalchemy|DATABASE_UR[LI]", code, re.I):
+        out.notes.append(f"{deps.source} names {', '.join(mysql)} but the app's code never "
+                         "mentions a database: no database service")
+        mysql = []
     if pg or pg_url:
-        out.postgres = True
+        out.postgres, out.db = True, "postgres"
         reason = f"{deps.source} names {', '.join(pg)}" if pg else "a postgres:// URL"
-        out.lines.append(f"postgres ({reason}) → not generated: no Postgres image can be made "
-                         "from the local bases")
-        out.notes.append("add a `db` service to the compose file (postgres:16 with a pg_isready "
-                         "healthcheck, a named volume, POSTGRES_PASSWORD from the environment), "
-                         "DATABASE_URL=postgresql://…@db:5432/… on web, and `depends_on: db` "
-                         "(condition: service_healthy); the compose file has it commented out")
+        # SQLAlchemy's default driver changed (psycopg2 → psycopg 3 in 2.1): name the one the
+        # dependencies install. A plain libpq URL when SQLAlchemy is not used.
+        driver = {"psycopg2": "+psycopg2", "psycopg2-binary": "+psycopg2", "psycopg": "+psycopg",
+                  "psycopg-binary": "+psycopg", "pg8000": "+pg8000", "asyncpg": "+asyncpg"}
+        sqlalchemy = bool(SQLALCHEMY_PACKAGES & deps.names) or "sqlalchemy" in code.lower()
+        out.db_scheme = "postgresql" + (next((driver[d] for d in pg if d in driver), "")
+                                        if sqlalchemy else "")
+        image, password = POSTGRES_IMAGE, "POSTGRES_PASSWORD"
+    elif mysql:
+        out.db, reason = "mariadb", f"{deps.source} names {', '.join(mysql)}"
+        out.db_scheme = "mysql+pymysql" if "pymysql" in mysql else \
+            "mysql+mysqlconnector" if "mysql-connector-python" in mysql else "mysql"
+        image, password = MARIADB_IMAGE, "MARIADB_ROOT_PASSWORD"
+    if out.db:
+        urls_read = [n for n in env if DB_URL_NAME.search(n)]
+        out.db_url_var = urls_read[0] if urls_read else "DATABASE_URL"
+        health = "pg_isready" if out.db == "postgres" else "healthcheck.sh"
+        out.lines.append(f"{out.db} ({reason}) → compose service `db` on {image} (pulled like "
+                         f"any stock image), a {health} healthcheck, a named volume, {password} "
+                         f"from the environment; web gets {out.db_url_var}={db_url(out, '…')}")
+        if not urls_read:
+            out.notes.append("the code reads no DATABASE_URL-like variable: web gets "
+                             "DATABASE_URL, which the app must read to reach the `db` service")
     return out
+
+
+def db_password_var(services: Services) -> str:
+    """The variable the ``db`` service takes its password from ("" without one)."""
+    return {"postgres": "POSTGRES_PASSWORD", "mariadb": "MARIADB_ROOT_PASSWORD"}.get(
+        services.db, "")
+
+
+def db_url(services: Services, password: str | None = None) -> str:
+    """The URL web reaches ``db`` at (``password``: shown instead of the interpolation)."""
+    var = db_password_var(services)
+    secret = password if password is not None else f"${{{var}:?{var} must be set}}"
+    user, port = ("postgres", 5432) if services.db == "postgres" else ("root", 3306)
+    return f"{services.db_scheme}://{user}:{secret}@db:{port}/{DB_NAME}"
+
+
+def literal_defaults(root: Path, files: Iterable[Path]) -> list[tuple[str, int, str]]:
+    """(project-relative file, line, variable) of every secret the code reads from the
+    environment with a literal fallback (``os.environ.get('SECRET_KEY') or '…'``). The value
+    itself is never returned: whoever prints this cannot leak it."""
+    found: list[tuple[str, int, str]] = []
+    for path in sorted(files):
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        for match in LITERAL_DEFAULT.finditer(text):
+            if SECRET_NAME.search(match.group(1)):
+                line = text.count("\n", 0, match.start()) + 1
+                found.append((path.relative_to(root).as_posix(), line, match.group(1)))
+    return found
+
+
+def translations(root: Path, entries: Iterable[str]) -> dict[str, list[str]]:
+    """Gettext catalogs the image's code holds: {catalog directory (project-relative): its
+    domains}, from ``DIR/<lang>/LC_MESSAGES/<domain>.po`` (as ``pybabel init -d DIR`` lays
+    them out)."""
+    found: dict[str, set[str]] = {}
+    for entry in entries:
+        top = root / entry
+        if not top.is_dir():
+            continue
+        for po in sorted(top.rglob("LC_MESSAGES/*.po")):
+            catalog = po.parent.parent.parent
+            found.setdefault(catalog.relative_to(root).as_posix(), set()).add(po.stem)
+    return {k: sorted(v) for k, v in sorted(found.items())}
 
 
 @dataclass(frozen=True)
@@ -953,9 +1085,10 @@ def _health(facts: Mapping[str, Any], services: Services) -> Health:
     shown = ", ".join(f"{t['path']} {t['status']}" for t in tried) or "no route"
     named = [t["path"] for t in tried if t["path"] in HEALTH_PATHS and t["path"] != "/"
              and t["status"] >= 500]
-    if named and (services.redis or services.postgres):
+    if named and (services.redis or services.db):
         needs = " and ".join(n for n, on in (("Redis", services.redis),
-                                             ("Postgres", services.postgres)) if on)
+                                             ("Postgres", services.db == "postgres"),
+                                             ("MariaDB", services.db == "mariadb")) if on)
         return Health("", named[0], named[0], (
             f"health: no route answers 200 on its own ({shown}); {named[0]} needs {needs}: the "
             f"HEALTHCHECK checks that gunicorn answers it (liveness), the compose healthcheck "
@@ -1044,6 +1177,10 @@ class Context:
     #: whether it runs once per instance volume (a non-idempotent init-db) or every start.
     setup: list[str] = field(default_factory=list)
     setup_once: bool = False
+    #: Gettext catalog directories (project-relative) → their domains, compiled in the builder.
+    catalogs: dict[str, list[str]] = field(default_factory=dict)
+    #: The image size budget (MB) written to [tool.imagegate].
+    size_budget: int = SIZE_BUDGET
 
     @property
     def locks(self) -> list[str]:
@@ -1123,6 +1260,9 @@ def render_dockerfile(ctx: Context) -> str:
         "locks": " ".join(ctx.locks), "lock": ctx.locks[0],
         "locks_and": " and ".join(ctx.locks), "copy_code": "\n".join(copies),
         "instance_run": instance_run, "instance_copy": instance_copy, "smoke": smoke,
+        "compile_catalogs": "\n".join(
+            f"/opt/venv/bin/pybabel compile -d {APP_ROOT}/{folder.removeprefix(prefix)} "
+            f"-D {domain}; \\" for folder, domains in ctx.catalogs.items() for domain in domains),
         "port": str(PORT), "health_note": note,
         "health_probe": health_probe(health.path, health.live),
         "wsgi": app.wsgi,
@@ -1146,9 +1286,18 @@ def render_compose(ctx: Context) -> str:
     if svc.redis:
         env_lines += [f"{v}: {_redis_value(v, 'redis', '6379')}" for v in svc.redis_vars]
         var_lines.append(f"#   REDIS_IMAGE      {REDIS_IMAGE}   the Redis image")
+    if svc.db:
+        password = db_password_var(svc)
+        env_lines.append(f"{svc.db_url_var}: {db_url(svc)}")
+        var_lines.append(f"#   {password:<16} (required, no default)   the database's password "
+                         "(URL-safe: web's URL holds it)")
+        image = POSTGRES_IMAGE if svc.db == "postgres" else MARIADB_IMAGE
+        var_lines.append(f"#   DB_IMAGE         {image}   the database image")
     web_env = ("environment:\n" + "\n".join(f"  {ln}" for ln in env_lines)) if env_lines else ""
     needs = [*(["  redis:\n    condition: service_healthy"] if svc.redis else []),
-             *(["  setup:\n    condition: service_completed_successfully"] if ctx.setup else [])]
+             *(["  db:\n    condition: service_healthy"] if svc.db else []),
+             *([f"  {_setup_name(ctx.setup)}:\n    condition: service_completed_successfully"]
+               if ctx.setup else [])]
     depends = ("depends_on:\n" + "\n".join(needs)) if needs else ""
     volumes_web = f"volumes:\n  - instance:{INSTANCE_DIR}" if ctx.instance else ""
     services = []
@@ -1156,12 +1305,16 @@ def render_compose(ctx: Context) -> str:
         services.append(_setup_service(ctx, env_lines))
     if svc.redis:
         services.append(REDIS_SERVICE.format(image=REDIS_IMAGE))
-    if svc.postgres:
-        services.append(POSTGRES_COMMENT)
+    if svc.db == "postgres":
+        services.append(POSTGRES_SERVICE.format(image=POSTGRES_IMAGE, db=DB_NAME))
+    elif svc.db == "mariadb":
+        services.append(MARIADB_SERVICE.format(image=MARIADB_IMAGE, db=DB_NAME))
     named = [*(["redis-data:"] if svc.redis else []),
+             *(["db-data:"] if svc.db else []),
              *(["instance:"] if ctx.instance else [])]
     volumes = ("\nvolumes:\n" + "\n".join(f"  {v}" for v in named)) if named else ""
-    up_env = "".join(f"{n}=… " for n in ctx.secrets)
+    up_env = "".join(f"{n}=… " for n in [*ctx.secrets, *([db_password_var(svc)] if svc.db
+                                                          else [])])
     return fill((TEMPLATES / "compose.yaml.tmpl").read_text(), {
         "title": ctx.meta["title"], "image": ctx.image, "port": str(PORT),
         "var_lines": "\n".join(var_lines), "web_env": web_env, "web_depends": depends,
@@ -1177,21 +1330,25 @@ SETUP_ONCE = ("import os, subprocess, sys; done = os.path.join(sys.argv[1], "
 
 
 def _setup_service(ctx: Context, env_lines: list[str]) -> str:
-    """The one-shot ``setup`` service: the app's schema command with web's image, environment
-    and instance volume, hardened like web; web waits for it to complete."""
+    """The one-shot schema service (``migrate`` for Flask-Migrate's upgrade, else ``setup``):
+    the app's schema command with web's image, environment, services and instance volume,
+    hardened like web; web waits for it to complete."""
     if ctx.setup_once:
         argv = ["python3", "-c", SETUP_ONCE, INSTANCE_DIR, *ctx.setup]
         why = "once per instance volume: the command recreates the tables"
     else:
         argv = ctx.setup
         why = "on every start: the upgrade is idempotent"
-    lines = ["", f"  # The app's schema, {why}; web waits for it to succeed.", "  setup:",
+    name = _setup_name(ctx.setup)
+    lines = ["", f"  # The app's schema, {why}; web waits for it to succeed.", f"  {name}:",
              f"    image: ${{APP_IMAGE:-{ctx.image}}}", "    pull_policy: never",
              f"    command: {json.dumps(argv)}"]
     if env_lines:
         lines += ["    environment:", *(f"      {ln}" for ln in env_lines)]
-    if ctx.services.redis:
-        lines += ["    depends_on:", "      redis:", "        condition: service_healthy"]
+    needs = [n for n, on in (("redis", ctx.services.redis), ("db", ctx.services.db)) if on]
+    if needs:
+        lines += ["    depends_on:", *(f"      {n}:\n        condition: service_healthy"
+                                        for n in needs)]
     if ctx.instance:
         lines += ["    volumes:", f"      - instance:{INSTANCE_DIR}"]
     lines += ["    read_only: true", "    tmpfs:", "      - /tmp", "    cap_drop: [ALL]",
@@ -1220,26 +1377,50 @@ REDIS_SERVICE = """
     restart: unless-stopped
     # Not published: only `web` talks to it, over the project network."""
 
-POSTGRES_COMMENT = """
-  # The app needs PostgreSQL, and no Postgres image can be made from imagegate's local bases.
-  # Where an image can be pulled, uncomment this, add DATABASE_URL to web's environment and
-  # `db: {condition: service_healthy}` to its depends_on:
-  # db:
-  #   image: postgres:16
-  #   environment:
-  #     POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:?POSTGRES_PASSWORD must be set}
-  #   volumes:
-  #     - db-data:/var/lib/postgresql/data
-  #   healthcheck:
-  #     test: ["CMD", "pg_isready", "-U", "postgres"]
-  #     interval: 2s
-  #     timeout: 2s
-  #     retries: 10
-  #     start_period: 20s
-  #   cap_drop: [ALL]
-  #   cap_add: [CHOWN, DAC_OVERRIDE, FOWNER, SETGID, SETUID]
-  #   security_opt:
-  #     - no-new-privileges:true"""
+#: The stock Postgres as its documentation has users write it: the password from the
+#: environment, data on a named volume, ready when pg_isready says so. Its entrypoint starts as
+#: root to own PGDATA and then drops to the postgres user: so no cap_drop (and the hardened
+#: profile refuses a cap_add), but no-new-privileges (dropping privileges is not gaining any).
+POSTGRES_SERVICE = """
+  # PostgreSQL, the stock image (pulled where it is missing, as the gate's pull policy says).
+  db:
+    image: ${{DB_IMAGE:-{image}}}
+    environment:
+      POSTGRES_PASSWORD: ${{POSTGRES_PASSWORD:?POSTGRES_PASSWORD must be set}}
+      POSTGRES_DB: {db}
+    volumes:
+      - db-data:/var/lib/postgresql/data
+    healthcheck:
+      test: ["CMD", "pg_isready", "-U", "postgres", "-d", "{db}"]
+      interval: 2s
+      timeout: 2s
+      retries: 10
+      start_period: 30s
+    security_opt:
+      - no-new-privileges:true
+    restart: unless-stopped
+    # Not published: only the app talks to it, over the project network."""
+
+#: The stock MariaDB likewise (its image ships healthcheck.sh).
+MARIADB_SERVICE = """
+  # MariaDB, the stock image (pulled where it is missing, as the gate's pull policy says).
+  db:
+    image: ${{DB_IMAGE:-{image}}}
+    environment:
+      MARIADB_ROOT_PASSWORD: ${{MARIADB_ROOT_PASSWORD:?MARIADB_ROOT_PASSWORD must be set}}
+      MARIADB_DATABASE: {db}
+    volumes:
+      - db-data:/var/lib/mysql
+    healthcheck:
+      test: ["CMD", "healthcheck.sh", "--connect", "--innodb_initialized"]
+      interval: 2s
+      timeout: 2s
+      retries: 10
+      start_period: 30s
+    security_opt:
+      - no-new-privileges:true
+    restart: unless-stopped
+    # Not published: only the app talks to it, over the project network."""
 
 
 def render_workflow(ctx: Context, template: str = "workflow.yml.tmpl") -> str:
@@ -1277,14 +1458,15 @@ def render_pyproject(root: Path, ctx: Context) -> str:
                      "checks it.")
         lines.append(f'http_checks = [{{ path = "{ctx.health.stack}", status = 200 }}]')
     lines += [f'image_repo = "{image_repo(ctx.meta["title"])}"',
-              "# Raise it if the dependencies are large: the gate fails an image above it.",
-              "size_budget_mb = 80"]
+              "# Raise it if the dependencies grow: the gate fails an image above it.",
+              f"size_budget_mb = {ctx.size_budget}"]
     if not ctx.local_python:
         lines.append(f'python_image = "{ctx.base_image}"')
-    if ctx.secrets:
+    run_secrets = [*ctx.secrets, *([db_password_var(ctx.services)] if ctx.services.db else [])]
+    if run_secrets:
         lines += ["", "[tool.imagegate.run_env]",
                   '# The containers the gate runs get these; "@random" is a fresh secret per run.']
-        lines += [f'{n} = "@random"' for n in ctx.secrets]
+        lines += [f'{n} = "@random"' for n in run_secrets]
     sep = "" if not text or text.endswith("\n\n") else "\n" if text.endswith("\n") else "\n\n"
     return text + sep + "\n".join(lines) + "\n"
 
