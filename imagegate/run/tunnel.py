@@ -157,13 +157,23 @@ class Tunnel:
     def _frames(self, buffer: bytes, client: socket.socket) -> bytes:
         """Send every complete stdout frame in ``buffer`` to ``client``, keep stderr as
         :attr:`last_error`; return the incomplete rest."""
-        while len(buffer) >= 8:
-            stream, size = buffer[0], struct.unpack(">I", buffer[4:8])[0]
-            if len(buffer) < 8 + size:
-                break
-            payload, buffer = buffer[8:8 + size], buffer[8 + size:]
+        frames, rest = split_frames(buffer)
+        for stream, payload in frames:
             if stream == 1:
                 client.sendall(payload)
             else:
                 self.last_error = payload.decode("utf-8", "replace").strip()[-300:]
-        return buffer
+        return rest
+
+
+def split_frames(buffer: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+    """The complete frames of a multiplexed exec stream (tty off: an 8-byte header, stream
+    number first, payload size last, big-endian) at the start of ``buffer``, and the rest."""
+    frames = []
+    while len(buffer) >= 8:
+        stream, size = buffer[0], struct.unpack(">I", buffer[4:8])[0]
+        if len(buffer) < 8 + size:
+            break
+        frames.append((stream, buffer[8:8 + size]))
+        buffer = buffer[8 + size:]
+    return frames, buffer
