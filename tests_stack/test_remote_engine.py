@@ -350,9 +350,11 @@ def test_gate_passes_on_a_remote_engine(remote_engine: RemoteEngine, sample_copy
     assert inside and all(f["ok"] and not f["skipped"] for f in inside), inside
     assert published and all(f"cannot be reached at {remote_engine.address}" in f["skipped"]
                              for f in published), published
+    # IG-RUN-PIP-CHECK streams pip into the read-only container through an exec: over TLS too
     assert {f["check_id"] for f in findings(report, outcome="passed")} >= {
-        "IG-RUN-HEALTHY", "IG-RUN-HTTP-HEALTH", "IG-RUN-PROCS-NONROOT", "IG-STACK-HEALTHY",
-        "IG-FLASK-DEBUGGER", "IG-FLASK-ROUTES"}
+        "IG-RUN-HEALTHY", "IG-RUN-HTTP-HEALTH", "IG-RUN-PROCS-NONROOT", "IG-RUN-PIP-CHECK",
+        "IG-STACK-HEALTHY", "IG-FLASK-DEBUGGER", "IG-FLASK-ROUTES"}
+    assert not [f for f in findings(report, outcome="skipped") if f["stage"] == "image"]
 
     image_id = result(report)["image"]["id"]
     remote = remote_engine.client()
