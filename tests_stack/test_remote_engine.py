@@ -28,6 +28,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -39,7 +40,7 @@ from typing import Any
 import pytest
 from stack_helpers import IMAGEGATE, findings, in_private_mount_ns, junit_cases, result
 
-from imagegate.engine import from_env, labelled_objects
+from imagegate.engine import PID_LABEL, SESSION_LABEL, from_env, labelled_objects
 from imagegate.proc import StopWaiting, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("remote_engine")]
@@ -385,6 +386,26 @@ def test_gate_passes_on_this_repo_remotely(remote_engine: RemoteEngine, imagegat
     assert own and set(own.values()) == {"passed"}, own
     nothing_labelled_left(remote_engine)
     print(f"\n[{remote_engine.kind}] this repo's gate: remote {seconds:.1f}s")
+
+
+def test_prune_on_a_remote_engine(remote_engine: RemoteEngine) -> None:
+    """``imagegate prune`` with DOCKER_* alone removes a dead run's leftovers on that engine."""
+    finished = subprocess.Popen(["true"])
+    finished.wait(timeout=30)
+    session = f"igdead{random.getrandbits(24):06x}"
+    remote = remote_engine.client()
+    try:
+        # owner: a process of this host that has ended (start time 1: no live one has it)
+        remote.networks.create(f"{session}-net", labels={
+            SESSION_LABEL: session, PID_LABEL: f"{socket.gethostname()}:{finished.pid}:1"})
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+        proc = subprocess.run([IMAGEGATE, "prune"], capture_output=True, text=True, timeout=120,
+                              env={**env, **remote_engine.env}, stdin=subprocess.DEVNULL)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f"session {session}" in proc.stdout, proc.stdout
+        assert labelled_objects(session, remote) == []
+    finally:
+        remote.close()
 
 
 def _stage_seconds(report: Path, name: str) -> float:
