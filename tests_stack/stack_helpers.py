@@ -62,3 +62,10 @@ def findings(out: Path, *, outcome: str = "", severity: str = "") -> list[dict[s
     if severity:
         found = [f for f in found if f["severity"] == severity]
     return found
+
+
+def in_private_mount_ns(blocker: Path, socket_path: str, *argv: str) -> list[str]:
+    """``argv`` run in a private mount namespace where ``socket_path`` is covered by the empty
+    file ``blocker``: anything that opens the default socket there fails."""
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+            'mount --bind "$0" "$1" && shift && exec "$@"', str(blocker), socket_path, *argv]

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stack_helpers import IMAGEGATE, get, result
+from stack_helpers import IMAGEGATE, get, in_private_mount_ns, result
 
 from imagegate.engine import SESSION_LABEL, cleanup_session, hosts
 from imagegate.proc import StopWaiting, wait_until
@@ -408,13 +408,6 @@ class SocketProxy:
         finally:
             with contextlib.suppress(OSError):
                 dst.shutdown(socket.SHUT_WR)
-
-
-def in_private_mount_ns(blocker: Path, socket_path: str, *argv: str) -> list[str]:
-    """``argv`` run in a private mount namespace where ``socket_path`` is covered by the empty
-    file ``blocker``: anything that opens the default socket there fails."""
-    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-            'mount --bind "$0" "$1" && shift && exec "$@"', str(blocker), socket_path, *argv]
 
 
 @pytest.fixture(params=["unix", "tcp"])

@@ -605,6 +605,24 @@ def test_select_builder(setting: str, probes: list[CliProbe], expect: tuple[str,
     assert (chosen.name, getattr(chosen, "docker", "")) == expect
 
 
+class FakeEngine:
+    """An SDK client whose ``version()`` names one component."""
+
+    def __init__(self, component: str) -> None:
+        self.component = component
+
+    def version(self) -> dict[str, Any]:
+        return {"Components": [{"Name": self.component, "Version": "4.3.1"}]}
+
+
+@pytest.mark.parametrize(("engine", "expect"), [("Podman Engine", "classic"),
+                                                ("Engine", "buildkit")])
+def test_auto_builds_through_the_api_on_podman(engine: str, expect: str) -> None:
+    """podman has no BuildKit session: ``auto`` takes its /build (buildah) even where a CLI
+    could build with BuildKit; Docker's engine keeps BuildKit."""
+    assert select_builder("auto", FakeEngine(engine), probes=[DOCKER_20]).name == expect
+
+
 def test_buildkit_required_but_missing_names_what_was_tried() -> None:
     """One line listing each CLI and why it does not build with BuildKit."""
     broken = CliProbe("/x/docker", "", False)

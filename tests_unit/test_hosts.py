@@ -3,6 +3,8 @@ no Docker needed (fakes stand in for the SDK and compose)."""
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
 import socket
 from pathlib import Path
@@ -24,8 +26,13 @@ NAMES = {"localhost": ["127.0.0.1", "::1"], "vm": ["127.0.0.1"], "myhost": ["127
 
 @pytest.fixture(autouse=True)
 def resolver(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Names resolve from :data:`NAMES` only; anything else does not resolve."""
+    """Names resolve from :data:`NAMES` only (IP literals to themselves, as the real resolver
+    does); anything else does not resolve."""
     def getaddrinfo(host: str, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        with contextlib.suppress(ValueError):
+            literal = ipaddress.ip_address(host)
+            return [(socket.AF_INET6 if literal.version == 6 else socket.AF_INET,
+                     socket.SOCK_STREAM, 6, "", (host, port))]
         if host not in NAMES:
             raise socket.gaierror(-2, "Name or service not known")
         return [(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM, 6, "",
@@ -202,6 +209,7 @@ def _stack(published: str, port_line: str, monkeypatch: pytest.MonkeyPatch) -> S
         return type("Proc", (), {"stdout": port_line + "\n"})()
 
     monkeypatch.setattr(stack, "compose", compose)
+    monkeypatch.setattr(hosts, "listening", lambda *args, **kwargs: True)  # the engine's proxy
     return stack
 
 
@@ -224,6 +232,53 @@ def test_stack_url_refuses_an_unreachable_binding(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("DOCKER_HOST", "ssh://ci@build-1")
     with pytest.raises(UsageError, match="cannot be reached at build-1"):
         _stack("", "127.0.0.1:49153", monkeypatch).url("web", "/")
+
+
+# --- a job container with the socket mounted: its 127.0.0.1 is not the engine host's -----------
+
+
+@pytest.fixture
+def refused_port() -> int:
+    """A 127.0.0.1 port nothing listens on (bound, never listened, closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_published_url_in_another_network_namespace(refused_port: int,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing listens at the loopback port here and the engine's host has another name: this
+    process is not on the engine host's network; a clear error, not a dead URL."""
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setattr(hosts, "engine_hostname", lambda: "runner-host")
+    with pytest.raises(UsageError, match=rf"nothing accepts connections at 127\.0\.0\.1:"
+                                         rf"{refused_port} here .*job container") as info:
+        hosts.published_url(refused_port, "/x", bound_ip="127.0.0.1")
+    assert "runner-host" in info.value.message
+
+
+@pytest.mark.parametrize("engine_host", ["", "same"])
+def test_published_url_on_the_engines_host(refused_port: int, engine_host: str,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the engine's own host (or when the engine gives no name) a port that does not accept
+    yet is still its URL: an engine publishing without a listening proxy is not misjudged."""
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    name = socket.gethostname() if engine_host == "same" else ""
+    monkeypatch.setattr(hosts, "engine_hostname", lambda: name)
+    assert hosts.published_url(refused_port, "/x", bound_ip="127.0.0.1") == \
+        f"http://127.0.0.1:{refused_port}/x"
+
+
+def test_published_url_listening(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loopback port that accepts here is reached here, whatever the engine's host is called;
+    the engine is not asked."""
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setattr(hosts, "engine_hostname", lambda: pytest.fail("engine asked"))
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        assert hosts.published_url(port, bound_ip="127.0.0.1") == f"http://127.0.0.1:{port}"
 
 
 # --- session owners ------------------------------------------------------------------------------

@@ -495,6 +495,8 @@ def _import(cli: Any, rootfs: Path, recipe: Recipe, digest: str,
     found = re.findall(r"sha256:[0-9a-f]{64}", text)
     if not found:
         raise BaseImageError(f"docker import of {recipe.ref} returned no image id: {text[:200]}")
+    # podman's Docker API (4.3) drops import's tag (the image lands as REPO:latest): tag it
+    cli.api.tag(found[-1], recipe.repo, recipe.tag)
     return found[-1]
 
 

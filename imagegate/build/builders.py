@@ -644,10 +644,11 @@ def choose(probes: Sequence[CliProbe]) -> CliProbe | None:
 
 def select_builder(setting: str, cli: Any, *, probes: Sequence[CliProbe] | None = None) -> Builder:
     """The builder for ``setting``: ``classic``; ``buildkit`` (a UsageError when no CLI can);
-    ``auto`` — BuildKit when a CLI can (buildx first), else classic. CLIs are probed once."""
+    ``auto`` — BuildKit when a CLI can (buildx first), else classic; always classic on podman
+    (:func:`podman`). CLIs are probed once."""
     if setting not in BUILDERS:
         raise UsageError(f"builder = {setting!r}: expected one of {', '.join(BUILDERS)}")
-    if setting == "classic":
+    if setting == "classic" or (setting == "auto" and podman(cli)):
         return ClassicBuilder(cli)
     if probes is None:
         probes = [_probe_cached(path) for path in docker_clis()]
@@ -659,6 +660,17 @@ def select_builder(setting: str, cli: Any, *, probes: Sequence[CliProbe] | None 
         raise UsageError(f'builder = "buildkit" but no docker CLI builds with BuildKit ({tried}); '
                          'install the buildx plugin, or set builder = "auto" or "classic"')
     return ClassicBuilder(cli)
+
+
+def podman(cli: Any) -> bool:
+    """True when ``cli``'s engine is podman (its ``/version`` names a "Podman Engine"): its Docker
+    API builds with buildah behind ``/build`` and has no BuildKit session, so a BuildKit CLI
+    fails there ("unable to upgrade to h2c, received 404")."""
+    try:
+        components = cli.version().get("Components") or []
+    except Exception:  # no engine to ask (builder_name) or a fake: not podman
+        return False
+    return any("podman" in str(c.get("Name", "")).lower() for c in components)
 
 
 def builder_name(setting: str) -> str:

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,12 +62,44 @@ def session_labels(session: str) -> dict[str, str]:
     return {SESSION_LABEL: session, PID_LABEL: owner}
 
 
-def client(timeout: int = 120) -> Any:
-    """A docker SDK client for the engine the environment points at, or :class:`EngineUnavailable`."""
-    import docker  # imported here: the unit suite and `--help` must not need it loaded
+def from_env(timeout: int = 120, environment: Mapping[str, str] | None = None) -> Any:
+    """``docker.from_env`` whose TLS check uses the engine's CA (``DOCKER_CERT_PATH/ca.pem``).
 
+    The SDK puts that CA on its requests session, but requests lets ``REQUESTS_CA_BUNDLE`` /
+    ``CURL_CA_BUNDLE`` win over a session's ``verify`` (docker/docker-py#2433, #2598), and
+    machines behind a TLS-intercepting proxy set them: every call to a TLS engine (GitLab's
+    dind on 2376) then fails "unable to get local issuer certificate" while the docker CLI
+    works. The engine's own CA is the one that can verify it, so it wins here.
+    """
+    import docker  # imported here: the unit suite and `--help` must not need it loaded
+    from docker.api.client import APIClient
+
+    class EngineApi(APIClient):
+        """The SDK's API client, its CA file kept over the environment's."""
+
+        def merge_environment_settings(self, url: Any, proxies: Any, stream: Any,
+                                       verify: Any, cert: Any) -> Any:
+            merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            if isinstance(self.verify, str):  # DOCKER_TLS_VERIFY with DOCKER_CERT_PATH's CA
+                merged["verify"] = self.verify
+            return merged
+
+    class Client(docker.DockerClient):
+        """``docker.DockerClient`` on :class:`EngineApi`."""
+
+        def __init__(self, **kwargs: Any) -> None:
+            self.api = EngineApi(**kwargs)
+
+    # from_env reads the environment as the SDK does; its version "auto" already asks the
+    # engine through EngineApi
+    return Client.from_env(timeout=timeout, environment=environment)
+
+
+def client(timeout: int = 120) -> Any:
+    """A docker SDK client for the engine the environment points at (:func:`from_env`), or
+    :class:`EngineUnavailable`."""
     try:
-        cli = docker.from_env(timeout=timeout)
+        cli = from_env(timeout=timeout)
         cli.ping()
         return cli
     except Exception as exc:
@@ -78,9 +111,7 @@ def client(timeout: int = 120) -> Any:
 def engine_answers() -> bool:
     """True when ``docker info`` succeeds against the current DOCKER_HOST."""
     try:
-        import docker
-
-        docker.from_env(timeout=5).ping()
+        from_env(timeout=5).ping()
         return True
     except Exception:
         return False

@@ -114,3 +114,61 @@ def url(port: int, path: str = "", *, host: str | None = None, bound_ip: str = "
             "(docs/engines.md)")
     shown = f"[{where}]" if ":" in where and not where.startswith("[") else where
     return f"http://{shown}:{port}{path}"
+
+
+def listening(host: str, port: int, timeout: float = 2.0) -> bool:
+    """True when something accepts a TCP connection at ``host``:``port`` from this process."""
+    try:
+        with socket.create_connection((host.strip("[]"), port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+_ENGINE_HOST: dict[str, str] = {}
+
+
+def engine_hostname() -> str:
+    """The name of the engine's host (``docker info``'s Name), asked once per DOCKER_HOST;
+    "" when the engine does not say."""
+    key = os.environ.get("DOCKER_HOST", "")
+    if key not in _ENGINE_HOST:
+        from imagegate.engine import client
+
+        try:
+            _ENGINE_HOST[key] = str(client(timeout=10).info().get("Name") or "")
+        except Exception:
+            _ENGINE_HOST[key] = ""
+    return _ENGINE_HOST[key]
+
+
+def published_url(port: int, path: str = "", *, host: str | None = None,
+                  bound_ip: str = "") -> str:
+    """:func:`url` for a port the engine has published *now*, judged from this process.
+
+    A loopback binding addressed at this machine's loopback is reached only if this process
+    shares the engine host's network namespace. It does not in a job container with the
+    engine's socket mounted (GitHub's ``container:`` jobs, a runner mounting
+    /var/run/docker.sock): there 127.0.0.1 is the job's own. That case is told by two facts,
+    both needed: nothing accepts a TCP connection at the address here (the engine's proxy
+    accepts as soon as the port is published), and this machine's name is not the engine
+    host's (``docker info``), so an engine that publishes without a listening proxy on this
+    very host is not misjudged. Then this is a :class:`UsageError` saying so, and the gate
+    reaches the service from inside its network instead.
+    """
+    made = url(port, path, host=host, bound_ip=bound_ip)
+    try:
+        bound = ipaddress.ip_address(bound_ip.strip().strip("[]"))
+    except ValueError:
+        return made
+    where = (host or "").strip() or published_host()
+    if not bound.is_loopback or listening(where, port):
+        return made
+    engine_host, here = engine_hostname(), socket.gethostname()
+    if not engine_host or engine_host == here:
+        return made
+    raise UsageError(
+        f"port {port} is published on {bound_ip} of the engine's host ({engine_host}), and "
+        f"nothing accepts connections at {where}:{port} here ({here}): this process is not "
+        "on the engine host's network (a job container with the engine's socket mounted?); "
+        "the gate reaches the service from inside its network instead (docs/engines.md)")

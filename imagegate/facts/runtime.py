@@ -40,10 +40,12 @@ PIP_ZIP = "/tmp/imagegate-pip.zip"
 #: Where pip's zip goes when the root filesystem is read-only (tmpfs mounts, /dev/shm last).
 PIP_ZIP_DIRS = ("/tmp", "/run", "/dev/shm")
 #: Reads stdin into ``<first writable dir of argv>/imagegate-pip.zip`` and says where.
+#: Writes argv[1] bytes of stdin to the first writable of argv[2:]; reads exactly that many, so
+#: the sender never has to half-close (a TLS connection to the engine cannot).
 WRITE_STDIN = (
     "import os, sys\n"
-    "data = sys.stdin.buffer.read()\n"
-    "for d in sys.argv[1:]:\n"
+    "data = sys.stdin.buffer.read(int(sys.argv[1]))\n"
+    "for d in sys.argv[2:]:\n"
     "    path = os.path.join(d, 'imagegate-pip.zip')\n"
     "    try:\n"
     "        with open(path, 'wb') as f:\n"
@@ -444,17 +446,17 @@ def _write_by_exec(container: Any, interpreter: str, data: bytes,
                    dirs: Sequence[str]) -> str | Skip:
     """Write ``data`` into the first of ``dirs`` the container's user can write, through one
     exec of ``interpreter`` reading its stdin; the path written, or a Skip saying why not."""
-    import socket
-
     api = container.client.api
     try:
-        exec_id = api.exec_create(container.id, [interpreter, "-c", WRITE_STDIN, *dirs],
-                                  stdin=True, stdout=True, stderr=True)["Id"]
+        exec_id = api.exec_create(container.id, [interpreter, "-c", WRITE_STDIN, str(len(data)),
+                                                 *dirs], stdin=True, stdout=True, stderr=True)["Id"]
         sock = api.exec_start(exec_id, socket=True)
-        raw = getattr(sock, "_sock", sock)
+        raw = getattr(sock, "_sock", sock)  # SocketIO (unix, tcp) or the TLS socket itself
         raw.settimeout(60)
+        # No half-close: SSLSocket.shutdown drops TLS and the reads below would see ciphertext
+        # (IG-RUN-PIP-CHECK skipped after a minute on a TLS engine). The script reads exactly
+        # len(data) bytes and exits; the engine then ends the stream.
         raw.sendall(data)
-        raw.shutdown(socket.SHUT_WR)
         output = b""
         while chunk := raw.recv(65536):
             output += chunk

@@ -208,12 +208,15 @@ def stack_up(stack_attempt: StackAttempt) -> Stack:
 
 @pytest.fixture
 def stack_url(stack: Stack, imagegate_settings: Settings) -> str:
-    """Base URL (no trailing slash) of ``web_service``:``web_port`` on 127.0.0.1.
+    """Base URL (no trailing slash) of ``web_service``:``web_port``, reachable from the tests:
+    its published port on 127.0.0.1, or, where this machine cannot reach the engine's published
+    ports (a remote engine, GitLab's dind), a forward on 127.0.0.1 through the gate's probe
+    (:meth:`~imagegate.run.stack.Stack.reach`).
 
     Function-scoped on purpose: a restarted container may get a new ephemeral port.
     """
-    return stack.url(imagegate_settings.web_service, "",
-                     container_port=imagegate_settings.web_port)
+    return stack.reach(imagegate_settings.web_service, "",
+                       container_port=imagegate_settings.web_port)
 
 
 class StackFactory:

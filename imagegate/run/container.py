@@ -284,8 +284,8 @@ def running(
         url, unreachable = "", ""
         if bindings:
             try:
-                url = hosts.url(int(bindings[0]["HostPort"]), host=published_host,
-                                bound_ip=bindings[0].get("HostIp", ""))
+                url = hosts.published_url(int(bindings[0]["HostPort"]), host=published_host,
+                                          bound_ip=bindings[0].get("HostIp", ""))
             except UsageError as exc:
                 if not reach_inside:
                     raise

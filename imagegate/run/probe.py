@@ -65,6 +65,8 @@ class Probe:
     container: Any
     interpreter: str
     network: str
+    #: Forwards from this machine's loopback, one per (host, port) (:meth:`forward`).
+    tunnels: dict[tuple[str, int], Any] = field(default_factory=dict, repr=False)
 
     def get(self, host: str, port: int, path: str = "/", *, timeout: float = 5.0) -> Answer:
         """``GET http://host:port/path`` from inside the network; :class:`ProbeError` when
@@ -95,6 +97,22 @@ class Probe:
             return None, exc.message
         return answer.status_code, f"GET {answer.url}: {answer.status_code}"
 
+    def forward(self, host: str, port: int) -> Any:
+        """A :class:`~imagegate.run.tunnel.Tunnel`: a port on 127.0.0.1 here that reaches
+        ``host:port`` as this probe does (one per target, closed with the probe)."""
+        from imagegate.run.tunnel import Tunnel
+
+        if (host, port) not in self.tunnels:
+            self.tunnels[(host, port)] = Tunnel(self.container, self.interpreter, host, port)
+        return self.tunnels[(host, port)]
+
+    def close_tunnels(self) -> None:
+        """Close every :meth:`forward` (before the container goes)."""
+        for tunnel in self.tunnels.values():
+            with contextlib.suppress(Exception):
+                tunnel.close()
+        self.tunnels.clear()
+
 
 @contextlib.contextmanager
 def running_probe(cli: Any, image: str, network: str, labels: Mapping[str, str]
@@ -122,9 +140,11 @@ def running_probe(cli: Any, image: str, network: str, labels: Mapping[str, str]
                 continue
             raise ProbeError(f"cannot start a probe of {image[:19]} on {network}: "
                              f"{str(exc)[:200]}") from None
+        probe = Probe(container, interpreter, network)
         try:
-            yield Probe(container, interpreter, network)
+            yield probe
         finally:
+            probe.close_tunnels()
             with contextlib.suppress(Exception):
                 container.remove(force=True, v=True)
         return

@@ -306,9 +306,27 @@ class Stack:
             container_port: int | None = None) -> str:
         """``http://<published host>:<port><path>``; the port is looked up each time (restarts
         move it). The host is :attr:`published_host` (127.0.0.1 for a local engine); a loopback
-        binding that host cannot reach is a UsageError (see :func:`imagegate.engine.hosts.url`)."""
+        binding that host cannot reach, or one this process is not on the network of (a job
+        container with the socket mounted), is a UsageError (see
+        :func:`imagegate.engine.hosts.published_url`)."""
         address, port = self.binding(service, container_port or self.default_port)
-        return hosts.url(port, path, host=self.published_host, bound_ip=address)
+        return hosts.published_url(port, path, host=self.published_host, bound_ip=address)
+
+    def reach(self, service: str = "web", path: str = "/", *,
+              container_port: int | None = None) -> str:
+        """A URL on this machine that reaches ``service``:``container_port``: :meth:`url` where
+        this machine reaches the published port, else (a remote engine's loopback, or a port
+        not published) a forward on 127.0.0.1 through the gate's probe
+        (:meth:`~imagegate.run.probe.Probe.forward`; the probe's network holds ``service``).
+        Without a probe, :meth:`url`'s error stands."""
+        port = container_port or self.default_port
+        try:
+            return self.url(service, path, container_port=port)
+        except (UsageError, StackNotHealthy):
+            probe = self.probe
+            if probe is None:
+                raise
+            return str(probe.forward(service, port).url(path))
 
     def http(self, service: str, path: str = "/", *, container_port: int | None = None,
              timeout: float = 10.0) -> Answer:
