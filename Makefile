@@ -64,8 +64,9 @@ gate: base ## the CI gate: lint -> build -> image -> stack -> push (PUSH=host:po
 bench: base ## benchmarks against the seed recipe; writes bench/RESULTS.md
 	$(BIN)/python bench/run.py
 
-docs: $(STAMP) ## regenerate docs/settings.md, docs/checks.md and the check pages from the code
+docs: $(STAMP) ## regenerate docs/settings.md, docs/checks.md, the check pages and the evidence table
 	$(BIN)/python -m imagegate.docs README.md docs/settings.md docs/checks.md
+	$(BIN)/python -m testsupport.evidence
 
 lint-py: $(STAMP) ## ruff and mypy on the harness
 	$(BIN)/ruff check imagegate app tests_unit tests_image tests_stack bench

@@ -14,39 +14,28 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from imagegate.checks.catalogue import CATALOGUE, known
 from imagegate.facts.policy import BUILD_TOOLS
-from testsupport.evidence import table
+from testsupport.evidence import collect, documented, suite_argv, table
 
 ROOT = Path(__file__).resolve().parents[1]
 RULE = re.compile(r"^(?:DL|SC)\d{4}$")
-SUITES = ("tests_unit", "tests_image", "tests_stack")
 
 
 def _pytest(*args: str, timeout: int) -> subprocess.CompletedProcess[str]:
-    """pytest in a subprocess at the repo root, in a fixed order, no cache."""
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider",
-         "-p", "no:xdist", "--rootdir", str(ROOT), *args],
-        capture_output=True, text=True, timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL)
+    """pytest in a subprocess at the repo root (testsupport.evidence.suite_argv)."""
+    return subprocess.run(suite_argv(*args), capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT, stdin=subprocess.DEVNULL)
 
 
 @pytest.fixture(scope="module")
-def marked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
-    """{node id: the check ids it is marked as showing failing}, over all three suites (each
-    collected on its own: their conftests share a module name)."""
-    found: dict[str, list[str]] = {}
-    for suite in SUITES:
-        out = tmp_path_factory.mktemp("evidence") / f"{suite}.json"
-        proc = _pytest("--collect-only", "-q", f"--evidence-list={out}", suite, timeout=300)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-        found.update(json.loads(out.read_text()))
-    return found
+def marked() -> dict[str, list[str]]:
+    """{node id: the check ids it is marked as showing failing}, over all three suites."""
+    return collect()
 
 
 def _shown(marked: dict[str, list[str]]) -> set[str]:
@@ -79,12 +68,10 @@ def test_each_marked_test_names_its_check(marked: dict[str, list[str]]) -> None:
 
 
 def test_the_development_page_says_where_the_evidence_runs(marked: dict[str, list[str]]) -> None:
-    """docs/development.md's table of negative tests per check and suite is the marks' own."""
-    page = (ROOT / "docs/development.md").read_text()
-    start, end = "<!-- evidence:start -->\n", "\n<!-- evidence:end -->"
-    shown = page[page.index(start) + len(start):page.index(end)]
+    """docs/development.md's table of negative tests per check and suite is the marks' own
+    (`make docs` writes it)."""
     want = table(marked, sorted(CATALOGUE))
-    assert shown == want, f"docs/development.md is stale; the table is:\n{want}"
+    assert documented() == want, f"docs/development.md is stale (make docs); the table is:\n{want}"
 
 
 def test_every_build_tool_is_shown_failing(marked: dict[str, list[str]]) -> None:

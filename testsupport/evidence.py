@@ -17,7 +17,9 @@ import contextlib
 import dataclasses
 import functools
 import json
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,10 @@ from typing import Any
 import pytest
 
 MARKER = "shows_failing"
+ROOT = Path(__file__).resolve().parents[1]
+SUITES = ("tests_unit", "tests_image", "tests_stack")
+DOC = ROOT / "docs" / "development.md"
+START, END = "<!-- evidence:start -->\n", "\n<!-- evidence:end -->"
 
 
 def marked_ids(item: pytest.Item) -> list[str]:
@@ -32,15 +38,44 @@ def marked_ids(item: pytest.Item) -> list[str]:
     return sorted({str(i) for m in item.iter_markers(MARKER) for i in m.args})
 
 
+def suite_argv(*args: str) -> list[str]:
+    """pytest in a subprocess at the repo root, in a fixed order, no cache, no workers."""
+    return [sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider",
+            "-p", "no:xdist", "--rootdir", str(ROOT), *args]
+
+
+def collect() -> dict[str, list[str]]:
+    """{node id: the check ids it is marked as showing failing}, over all three suites (each
+    collected on its own: their conftests share a module name). Collection needs no engine."""
+    found: dict[str, list[str]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for suite in SUITES:
+            out = Path(tmp) / f"{suite}.json"
+            proc = subprocess.run(suite_argv("--collect-only", "-q", f"--evidence-list={out}",
+                                              suite),
+                                  capture_output=True, text=True, timeout=300, cwd=ROOT,
+                                  stdin=subprocess.DEVNULL)
+            if proc.returncode != 0:
+                raise RuntimeError(f"collecting {suite} failed:\n{proc.stdout[-3000:]}"
+                                   f"{proc.stderr[-2000:]}")
+            found.update(json.loads(out.read_text()))
+    return found
+
+
+def documented() -> str:
+    """The table docs/development.md shows now."""
+    page = DOC.read_text()
+    return page[page.index(START) + len(START):page.index(END)]
+
+
 def table(marked: dict[str, list[str]], ids: list[str]) -> str:
     """The Markdown table of where each of ``ids`` is shown failing: the suites holding a test
     marked for it (tests_unit runs with no engine; tests_image and tests_stack need one)."""
-    suites = ("tests_unit", "tests_image", "tests_stack")
-    rows = ["| check | " + " | ".join(f"`{s}/`" for s in suites) + " |",
-            "|---|" + "---|" * len(suites)]
+    rows = ["| check | " + " | ".join(f"`{s}/`" for s in SUITES) + " |",
+            "|---|" + "---|" * len(SUITES)]
     for cid in ids:
         count = [sum(1 for node, found in marked.items() if cid in found and node.startswith(s))
-                 for s in suites]
+                 for s in SUITES]
         rows.append(f"| `{cid}` | " + " | ".join(str(n) if n else "" for n in count) + " |")
     return "\n".join(rows)
 
@@ -155,3 +190,19 @@ def pytest_configure(config: pytest.Config) -> None:
     target = config.getoption("evidence_stub")
     if target:
         config.pluginmanager.register(StubRun(target), "evidence-stub")
+
+
+def write_docs() -> bool:
+    """Rewrite docs/development.md's table from the marks (``make docs``); True if it changed."""
+    from imagegate.checks.catalogue import CATALOGUE
+
+    want = table(collect(), sorted(CATALOGUE))
+    if want == documented():
+        return False
+    page = DOC.read_text()
+    DOC.write_text(page[:page.index(START) + len(START)] + want + page[page.index(END):])
+    return True
+
+
+if __name__ == "__main__":
+    print(f"{DOC.relative_to(ROOT)}: evidence table " + ("updated" if write_docs() else "current"))
