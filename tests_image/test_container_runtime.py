@@ -22,6 +22,7 @@ from imagegate.engine import SESSION_LABEL
 from imagegate.facts import runtime
 from imagegate.facts.policy import CHECKS, ImageFacts
 from imagegate.facts.runtime import Skip
+from imagegate.proc import wait_until
 from imagegate.run.container import ContainerFailed, RunningContainer, engine_time, running
 
 # The harness's own machinery, tested for real: `make test` runs it; the gate's fast
@@ -144,6 +145,28 @@ def test_wait_ready_with_healthcheck_waits_for_healthy(
         took = ctr.wait_ready("/", timeout=30)
         assert ctr.health() == "healthy" and ctr.seconds_to_healthy() is not None
     print(f"\nwait_ready, HEALTHCHECK every 1s: {took:.2f}s")
+
+
+def test_time_to_healthy_asked_long_after(
+        docker_client: Any, imagegate_session: str, build: Callable[..., str]) -> None:
+    """Asked once the engine's health log (its last 5 probes) no longer holds the first passing
+    one, the time to healthy is the same: read from the engine's health event, not the log (a
+    check asked late, after other checks ran, must not see a healthy start as a late one)."""
+    image = build(HEALTHY)
+    with running(docker_client, image, imagegate_session, env={}, port=PORT) as ctr:
+        ctr.wait_ready("/", timeout=30)
+        first = ctr.seconds_to_healthy()
+        assert first is not None
+
+        def rotated() -> bool:
+            ctr.container.reload()
+            state = ctr.container.attrs["State"]
+            log = state["Health"]["Log"]
+            oldest = engine_time(log[0]["Start"]) - engine_time(state["StartedAt"])
+            return len(log) == 5 and oldest.total_seconds() > first
+
+        wait_until(rotated, timeout=30, interval=0.5, what="the first passing probe rotated out")
+        assert ctr.seconds_to_healthy() == first
 
 
 def test_wait_ready_fails_fast_when_the_cmd_exits(

@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from imagegate.engine import hosts, session_labels
@@ -160,13 +160,27 @@ class RunningContainer:
         return self.wait_ready(timeout=timeout)
 
     def seconds_to_healthy(self) -> float | None:
-        """From the container's start to the end of its first passing probe (engine clock)."""
+        """From the container's start to its first passing probe (engine clock): the engine's
+        own ``health_status: healthy`` event, which is kept however late this is asked — the
+        health log keeps only the last 5 probes, so a container asked about a minute after it
+        turned healthy shows only recent ones. The health log where events cannot be read."""
         self.container.reload()
         state = self.container.attrs["State"]
+        started = engine_time(state["StartedAt"])
+        with contextlib.suppress(Exception):  # an engine without the events API: the log
+            since = int(started.replace(tzinfo=UTC).timestamp())
+            events = self.container.client.events(
+                since=since, until=int(time.time()) + 1, decode=True,
+                filters={"container": self.container.id, "event": "health_status"})
+            healthy = [e["timeNano"] for e in events
+                       if str(e.get("Action") or e.get("status")).endswith(": healthy")]
+            if healthy:
+                at = datetime.fromtimestamp(min(healthy) / 1e9, UTC).replace(tzinfo=None)
+                return (at - started).total_seconds()
         passing = [e for e in state.get("Health", {}).get("Log", []) or [] if e["ExitCode"] == 0]
         if not passing:
             return None
-        return (engine_time(passing[0]["End"]) - engine_time(state["StartedAt"])).total_seconds()
+        return (engine_time(passing[0]["End"]) - started).total_seconds()
 
     def health_log(self) -> str:
         """The last healthcheck probes with their exit codes and output."""
