@@ -17,6 +17,7 @@ import json
 import os
 import signal
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ STATE_KEY = pytest.StashKey["State"]()
 FINDINGS_KEY = pytest.StashKey[list[Finding]]()
 #: Set when :func:`imagegate_record` itself failed or skipped the test (that is the verdict).
 DECIDED_KEY = pytest.StashKey[bool]()
+#: The readiness wait app_start begins as soon as the container starts (a Future of Readiness).
+READY_KEY = pytest.StashKey[Any]()
 MARKERS = (
     "imagegate_check(id, where=''): the test is imagegate check `id` (severity, ignore, reports)",
     "lint: checks the Dockerfile's text",
@@ -530,6 +533,9 @@ def app_start(request: pytest.FixtureRequest, docker_client: Any, app_image: str
     Redis; :func:`alone`), through the probe and its published loopback port."""
     s = imagegate_settings
     with contextlib.ExitStack() as exits:
+        # entered first, so left last: the container is gone by then, which ends a wait still
+        # running instead of waiting it out
+        pool = exits.enter_context(ThreadPoolExecutor(1, thread_name_prefix="ready"))
         try:
             if s.compose_file and s.web_service:
                 from imagegate.pytest_plugin.stack import web_as_compose_runs_it
@@ -544,7 +550,19 @@ def app_start(request: pytest.FixtureRequest, docker_client: Any, app_image: str
                                                     imagegate_session, s, run_env))
         except ImagegateError as exc:
             started = exc
+        # Wait for readiness from the moment it started, beside whatever the session does first
+        # (the image checks read layers meanwhile): the time to healthy is read when it turns
+        # healthy, while the engine's 5-probe health log still holds that first passing probe.
+        request.config.stash[READY_KEY] = pool.submit(_readiness, started, s)
         yield started
+
+
+def _readiness(started: Any, s: Settings) -> Readiness:
+    """The :class:`Readiness` of ``started`` (a RunningContainer, or the error that stopped it)."""
+    if isinstance(started, ImagegateError):
+        return Readiness(False, message=started.message, detail=started.detail)
+    return Readiness.wait(started, path=s.health_path or "/", expect_2xx=bool(s.health_path),
+                          timeout=s.wait_timeout)
 
 
 @contextlib.contextmanager
@@ -613,16 +631,16 @@ def app_container(app_start: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def app_ready(app_start: Any, imagegate_settings: Settings) -> Readiness:
+def app_ready(request: pytest.FixtureRequest, app_start: Any,
+              imagegate_settings: Settings) -> Readiness:
     """Waits until the container is ready — its HEALTHCHECK healthy, or (without one) the
     health probe answering — and returns a :class:`Readiness`. A container that cannot start,
     exits, or never gets ready is recorded there, not raised: IG-RUN-HEALTHY judges it and the
     other running checks skip naming it."""
-    if isinstance(app_start, ImagegateError):
-        return Readiness(False, message=app_start.message, detail=app_start.detail)
-    s = imagegate_settings
-    return Readiness.wait(app_start, path=s.health_path or "/", expect_2xx=bool(s.health_path),
-                          timeout=s.wait_timeout)
+    waiting = request.config.stash.get(READY_KEY, None)
+    if waiting is None:  # app_start overridden by a project's own fixture
+        return _readiness(app_start, imagegate_settings)
+    return waiting.result()
 
 
 @pytest.fixture(scope="session")
