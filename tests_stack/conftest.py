@@ -27,6 +27,7 @@ from testsupport.fixtures import (  # noqa: F401
     redis_alpine_image,
 )
 from testsupport.ports import listening_port
+from testsupport.tls import issue, make_ca
 
 VARIANTS = Path(__file__).parent / "variants"
 
@@ -158,19 +159,10 @@ def engine_trusts(host: str, ca: Path) -> Iterator[Path]:
 
 def make_tls(where: Path) -> tuple[Path, Path, Path]:
     """(CA certificate, server certificate for IP 127.0.0.1, its key), made by the openssl CLI."""
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=where, check=True, capture_output=True, timeout=60)
-
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
-            "-subj", "/CN=imagegate test registry CA",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
-    (where / "server.ext").write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
-                                      "extendedKeyUsage=serverAuth\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "server.ext")
+    make_ca(where, "imagegate test registry CA", "ca.crt", "ca.key")
+    issue(where, "server", "/CN=127.0.0.1",
+          "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+          ca=("ca.crt", "ca.key"), cert="server.crt", key="server.key")
     return where / "ca.crt", where / "server.crt", where / "server.key"
 
 

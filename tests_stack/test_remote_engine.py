@@ -42,6 +42,7 @@ from stack_helpers import IMAGEGATE, findings, in_private_mount_ns, junit_cases,
 
 from imagegate.engine import PID_LABEL, SESSION_LABEL, from_env, labelled_objects
 from imagegate.proc import StopWaiting, wait_until
+from testsupport.tls import issue, make_ca
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("remote_engine")]
 
@@ -82,24 +83,13 @@ def make_engine_tls(where: Path, address: str) -> Path:
     """A CA, a server certificate for IP ``address`` and a client certificate, by the openssl
     CLI, laid out as DOCKER_CERT_PATH wants them (ca.pem, cert.pem, key.pem); the server's are
     server-cert.pem and server-key.pem beside them. Returns ``where``."""
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=where, check=True, capture_output=True, timeout=60)
-
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-    openssl("req", "-x509", *ec, "-keyout", "ca-key.pem", "-out", "ca.pem", "-days", "2",
-            "-subj", "/CN=imagegate test engine CA",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    make_ca(where, "imagegate test engine CA", "ca.pem", "ca-key.pem")
     for name, subject, ext in (
             ("server", f"/CN={address}",
              f"subjectAltName=IP:{address}\nextendedKeyUsage=serverAuth\n"),
             ("client", "/CN=imagegate gate", "extendedKeyUsage=clientAuth\n")):
-        openssl("req", *ec, "-keyout", f"{name}-key.pem", "-out", f"{name}.csr",
-                "-subj", subject)
-        (where / f"{name}.ext").write_text(f"basicConstraints=CA:FALSE\n{ext}")
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
-                "-CAcreateserial", "-out", f"{name}-cert.pem", "-days", "2",
-                "-extfile", f"{name}.ext")
+        issue(where, name, subject, ext, ca=("ca.pem", "ca-key.pem"), cert=f"{name}-cert.pem",
+              key=f"{name}-key.pem")
     shutil.copyfile(where / "client-cert.pem", where / "cert.pem")
     shutil.copyfile(where / "client-key.pem", where / "key.pem")
     return where
