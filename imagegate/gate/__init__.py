@@ -94,9 +94,15 @@ class Gate:
         self.result.stages = [StageResult(name) for name in actions]
         by_name = {stage.name: stage for stage in self.result.stages}
         try:
-            for wave in waves:
-                lanes = [[(by_name[name], actions[name]) for name in lane] for lane in wave]
-                if not self._wave(lanes):
+            for number, wave in enumerate(waves):
+                if number == 2 and self._one_session():
+                    # one pytest session judges the image and the stack: one compose project
+                    combined = self._pytest_stage("image", also=("stack",))
+                    ok = self._stage(by_name["image"], combined, also=[by_name["stack"]])
+                else:
+                    ok = self._wave([[(by_name[name], actions[name]) for name in lane]
+                                     for lane in wave])
+                if not ok:
                     break
         finally:
             self.result.seconds = time.monotonic() - started
@@ -151,16 +157,31 @@ class Gate:
             results = list(pool.map(lane_ok, lanes))
         return all(results)
 
-    def _stage(self, stage: StageResult, action: Callable[[StageResult], None]) -> bool:
-        """Run one stage, time it, judge its findings; True when it passed."""
-        self._say(f"▶ {stage.name}")
+    def _one_session(self) -> bool:
+        """True when the image and stack stages run as one pytest session: the project has a
+        compose file with a web service, so the run checks judge the stack's web container."""
+        return bool(self.settings.compose_file and self.settings.web_service)
+
+    def _stage(self, stage: StageResult, action: Callable[[StageResult], None],
+               also: list[StageResult] | None = None) -> bool:
+        """Run one stage, time it, judge its findings; True when it passed. ``also``: stages
+        the same action runs (each gets its time, its error and its own verdict)."""
+        group = [stage, *(also or [])]
+        for one in group:
+            self._say(f"▶ {one.name}")
         started = time.monotonic()
         try:
             action(stage)
         except ImagegateError as exc:
-            stage.status = "error" if exc.exit_code == 2 else "failed"
-            stage.message, stage.detail = exc.message, exc.detail
-        stage.seconds = time.monotonic() - started
+            for one in group:
+                one.status = "error" if exc.exit_code == 2 else "failed"
+                one.message, one.detail = exc.message, exc.detail
+        for one in group:
+            one.seconds = time.monotonic() - started
+        return all([self._judged(one) for one in group])
+
+    def _judged(self, stage: StageResult) -> bool:
+        """Settle a finished stage's status from its findings and say it; True when it passed."""
         if stage.status == "pending":
             failing = [f for f in stage.findings if verdict.fails(f, self.settings.fail_on)]
             stage.status = "failed" if failing else "passed"
@@ -274,50 +295,67 @@ class Gate:
             # atomically: the lint stage's pytest reads this file while the build runs beside it
             write_atomic(self.settings_file, json.dumps(data, indent=2) + "\n")
 
-    def _pytest_stage(self, name: str) -> Callable[[StageResult], None]:
+    def _pytest_stage(self, name: str, also: tuple[str, ...] = ()) -> Callable[[StageResult], None]:
         """A stage made of pytest runs: the generic checks (isolated from the project's pytest
-        configuration), then the project's own suite for that stage (under its own)."""
+        configuration), and beside them the project's own suite for that stage (under its own).
+
+        ``also``: more stages whose generic checks run in the same pytest session (the image and
+        the stack: one compose project serves both); each finding goes to the stage its test is
+        marked with, and each stage's own suite is a run of its own."""
+        names = (name, *also)
+
         def action(stage: StageResult) -> None:
+            by_name = {s.name: s for s in self.result.stages}
             if name == "stack" and not self.settings.compose_file:
                 stage.status = "skipped"
                 from imagegate.model.compose import no_compose_file
 
                 stage.message = f"{no_compose_file()}: stack checks skipped; set compose_file"
                 return
-            own = {"lint": self.settings.unit_tests, "image": self.settings.image_tests,
-                   "stack": self.settings.stack_tests}[name]
-            runs = [("generic", generic_args(name))]
-            if own:
-                select = ["-m", self.settings.gate_select] if self.settings.gate_select else []
-                runs.append(("project", [*(str(self.settings.path(t)) for t in own),
-                                         "--imagegate-skip-generic", *select]))
-            def one(label: str, args: list[str]) -> tuple[int, list[str], list[Finding]]:
-                findings_file = self.out_dir / f"findings-{name}-{label}.jsonl"
+            runs: list[tuple[str, str, list[str]]] = [
+                ("+".join(names), "generic", generic_args(*names))]
+            select = ["-m", self.settings.gate_select] if self.settings.gate_select else []
+            for one_stage in names:
+                own = {"lint": self.settings.unit_tests, "image": self.settings.image_tests,
+                       "stack": self.settings.stack_tests}[one_stage]
+                if own:
+                    runs.append((one_stage, "project", [
+                        *(str(self.settings.path(t)) for t in own),
+                        "--imagegate-skip-generic", *select]))
+
+            def one(stages: str, label: str, args: list[str]) -> tuple[int, list[str], list[Finding]]:
+                tag = stages.replace("+", "-")
+                findings_file = self.out_dir / f"findings-{tag}-{label}.jsonl"
                 findings_file.unlink(missing_ok=True)
                 cmd = [sys.executable, "-m", "pytest", *args,
                        "--rootdir", str(self.settings.project_dir),
                        "--imagegate-settings", str(self.settings_file),
                        "--imagegate-findings", str(findings_file),
                        # one session per pytest run: runs side by side never clean up each other
-                       "--imagegate-stage", name,
-                       "--imagegate-session", f"{self.session}-{name}-{label}",
+                       "--imagegate-stage", stages,
+                       "--imagegate-session", f"{self.session}-{tag}-{label}",
                        "-q" if self.options.quiet else "-v", "--color=no", "-p", "no:cacheprovider",
                        *self.options.pytest_args]
-                rc, tail = self._stream(cmd, timeout=STAGE_TIMEOUT[name],
-                                        generic=label == "generic", prefix=f"{name}/{label}")
+                timeout = max(STAGE_TIMEOUT[n] for n in stages.split("+"))
+                rc, tail = self._stream(cmd, timeout=timeout, generic=label == "generic",
+                                        prefix=f"{tag}/{label}")
                 return rc, tail, _read_findings(findings_file)
 
-            # the generic checks and the project's own suite side by side (separate pytest runs)
+            # the generic checks and the project's own suites side by side (separate pytest runs)
             with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix=name) as pool:
                 done = list(pool.map(lambda run: one(*run), runs))
-            for (label, _), (rc, tail, found) in zip(runs, done, strict=True):
-                stage.findings.extend(found)
+            for (stages, label, _), (rc, tail, found) in zip(runs, done, strict=True):
+                for f in found:
+                    by_name.get(f.stage, stage).findings.append(f)
                 self.result.findings.extend(found)
                 if rc in PYTEST_USAGE or (rc != 0 and not found):
-                    stage.status = "error"
-                    stage.message = (f"pytest {PYTEST_USAGE.get(rc, f'exited {rc}')} in the "
-                                     f"{name} stage ({label} checks): {tail[-1] if tail else ''}")
-                    stage.detail = "\n".join(tail)
+                    for failed in stages.split("+"):
+                        target = by_name[failed]
+                        target.status = "error"
+                        target.message = (f"pytest {PYTEST_USAGE.get(rc, f'exited {rc}')} in the "
+                                          f"{stages} stage ({label} checks): "
+                                          f"{tail[-1] if tail else ''}")
+                        target.detail = "\n".join(tail)
         return action
 
     def _stream(self, cmd: list[str], timeout: float, *, generic: bool,
@@ -358,10 +396,10 @@ class Gate:
         self._say(f"pushed {pushed.pinned}", force=True)
 
 
-def generic_args(stage: str) -> list[str]:
-    """pytest arguments that collect a stage's generic checks isolated from the project's own
-    pytest configuration (imagegate's ini, no conftest above the checks package)."""
-    return ["--pyargs", GENERIC[stage], "-c", str(GENERIC_INI),
+def generic_args(*stages: str) -> list[str]:
+    """pytest arguments that collect the generic checks of ``stages`` isolated from the
+    project's own pytest configuration (imagegate's ini, no conftest above the checks package)."""
+    return ["--pyargs", *(GENERIC[stage] for stage in stages), "-c", str(GENERIC_INI),
             "--confcutdir", str(Path(__file__).parent.parent / "suites")]
 
 

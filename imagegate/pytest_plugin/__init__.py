@@ -93,13 +93,17 @@ class State:
             self._judge = Judge(s, s.path(s.dockerfile) if s.dockerfile else None)
         return self._judge
 
-    def stage_of(self, check_id: str) -> str:
-        """The stage a finding belongs to: the gate's ``--imagegate-stage``, else the catalogue's."""
+    def stage_of(self, check_id: str, item: pytest.Item | None = None) -> str:
+        """The stage a finding belongs to: the gate's ``--imagegate-stage``; of several
+        (``image+stack``, one session for both), the one whose marker the test carries; else
+        the catalogue's."""
         from imagegate.checks import catalogue
 
-        given = self.config.option.imagegate_stage
+        given = stages(self.config)
+        if len(given) > 1 and item is not None:
+            given = tuple(s for s in given if item.get_closest_marker(s)) or given
         if given:
-            return str(given)
+            return given[0]
         return catalogue.spec(check_id).stage if catalogue.known(check_id) else "tests"
 
     def catch_sigterm(self) -> None:
@@ -112,6 +116,18 @@ class State:
         if self._old_sigterm is not None:
             signal.signal(signal.SIGTERM, self._old_sigterm)
             self._old_sigterm = None
+
+
+def stages(config: pytest.Config) -> tuple[str, ...]:
+    """The gate stages this run is (``--imagegate-stage image+stack``: both); () outside the gate."""
+    given = config.option.imagegate_stage or ""
+    return tuple(s for s in given.split("+") if s)
+
+
+def shares_stack(config: pytest.Config) -> bool:
+    """True when this run is the image and the stack stage in one session: the run checks then
+    judge the stack's own web container instead of starting the web service a second time."""
+    return {"image", "stack"} <= set(stages(config))
 
 
 def xdist_worker(config: pytest.Config) -> str:
@@ -321,7 +337,7 @@ def _record_outcome(state: State, item: pytest.Item, report: pytest.TestReport,
     marker = item.get_closest_marker("imagegate_check")
     where = str(marker.kwargs.get("where", "")) if marker else f"{path}:{(lineno or 0) + 1}"
     cid = check_id or "IG-PROJECT-TEST"
-    stage = state.stage_of(cid)
+    stage = state.stage_of(cid, item)
     if report.skipped:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         reason = reason.removeprefix("Skipped: ")
@@ -438,7 +454,7 @@ def imagegate_record(request: pytest.FixtureRequest) -> Callable[[Iterable[Findi
     def record(findings: Iterable[Finding] | Finding) -> None:
         __tracebackhide__ = True
         items = [findings] if isinstance(findings, Finding) else list(findings)
-        judged = [Finding(**{**f.to_dict(), "stage": state.stage_of(f.check_id),
+        judged = [Finding(**{**f.to_dict(), "stage": state.stage_of(f.check_id, item),
                              "name": item.nodeid}) for f in state.judge.judge_all(items)]
         item.stash.setdefault(FINDINGS_KEY, []).extend(judged)
         state.findings.extend(judged)
@@ -529,19 +545,29 @@ def app_start(request: pytest.FixtureRequest, docker_client: Any, app_image: str
 
     With a compose file and a web service: that service as compose runs it (command,
     environment, env_file, user, volumes, its dependencies up), reached from inside its network
-    by the gate's probe. Without one: one container of the image alone (not read-only, no
-    Redis; :func:`alone`), through the probe and its published loopback port."""
+    by the gate's probe. When the image and stack stages share one session (the gate's
+    ``--imagegate-stage image+stack``): the session stack's own web container, so the web
+    service starts once. Without a compose file: one container of the image alone (not
+    read-only, no Redis; :func:`alone`), through the probe and its published loopback port."""
     s = imagegate_settings
     with contextlib.ExitStack() as exits:
         # entered first, so left last: the container is gone by then, which ends a wait still
         # running instead of waiting it out
         pool = exits.enter_context(ThreadPoolExecutor(1, thread_name_prefix="ready"))
+        started: Any
         try:
-            if s.compose_file and s.web_service:
+            if s.compose_file and s.web_service and shares_stack(request.config):
+                from imagegate.pytest_plugin.stack import web_container
+
+                attempt = request.getfixturevalue("stack_attempt")
+                if attempt.stack is None:
+                    raise ImagegateError(attempt.message, detail=attempt.detail)
+                started = web_container(attempt.stack, s, request.getfixturevalue("compose_model"))
+            elif s.compose_file and s.web_service:
                 from imagegate.pytest_plugin.stack import web_as_compose_runs_it
 
                 value = request.getfixturevalue
-                started: Any = exits.enter_context(web_as_compose_runs_it(
+                started = exits.enter_context(web_as_compose_runs_it(
                     s, imagegate_session, value("stack_files"), value("stack_env"),
                     value("stack_env_file"), value("compose_model"), app_image,
                     value("service_images")))
@@ -683,7 +709,7 @@ def app_host(ready_container: Any) -> Any:
 def in_image_suite(request: pytest.FixtureRequest) -> bool:
     """True when the requesting module belongs to the image suite: the gate's image stage, a
     module marked ``image``, or a module under the project's ``image_tests``."""
-    if request.config.option.imagegate_stage == "image":
+    if "image" in stages(request.config):
         return True
     if request.node.get_closest_marker("image") is not None:
         return True

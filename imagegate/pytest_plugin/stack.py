@@ -281,18 +281,25 @@ def web_as_compose_runs_it(settings: Settings, session: str, files: Sequence[Pat
     project of its own (``<session>-run-<x>``), the tested image pinned; a
     :class:`~imagegate.run.container.RunningContainer` reached through the gate's probe on its
     network (and its published port, when it has one). The project goes down on exit."""
+    overrides = gate_overrides(settings, model, image, built)
+    with _start(settings, session, files, env, f"{session}-run-{uuid.uuid4().hex[:6]}",
+                project_dir=settings.project_dir, overrides=overrides, model=model,
+                env_file=env_file, services=(settings.web_service,),
+                serve=serving(settings)) as running:
+        yield web_container(running, settings, model)
+
+
+def web_container(running: Stack, settings: Settings, model: Any) -> Any:
+    """The web service of a started stack as a :class:`~imagegate.run.container.RunningContainer`
+    (the run checks' view): reached through the stack's probe on its network, and through its
+    published port when it has one this machine reaches."""
     from imagegate.config.project import web_port
     from imagegate.run.container import RunningContainer
 
     web, port = settings.web_service, web_port(settings)
-    overrides = gate_overrides(settings, model, image, built)
-    with _start(settings, session, files, env, f"{session}-run-{uuid.uuid4().hex[:6]}",
-                project_dir=settings.project_dir, overrides=overrides, model=model,
-                env_file=env_file, services=(web,), serve=serving(settings)) as running:
-        url = ""
-        if any(p.target == port for p in model.published(web)):
-            with contextlib.suppress(ImagegateError):
-                url = running.url(web, "", container_port=port)
-        yield RunningContainer(running.container(web), url, port,
-                               probe_get=lambda path: running.http(web, path,
-                                                                   container_port=port))
+    url = ""
+    if any(p.target == port for p in model.published(web)):
+        with contextlib.suppress(ImagegateError):
+            url = running.url(web, "", container_port=port)
+    return RunningContainer(running.container(web), url, port,
+                            probe_get=lambda path: running.http(web, path, container_port=port))
