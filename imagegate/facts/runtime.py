@@ -452,15 +452,18 @@ def _write_by_exec(container: Any, interpreter: str, data: bytes,
                                                  *dirs], stdin=True, stdout=True, stderr=True)["Id"]
         sock = api.exec_start(exec_id, socket=True)
         raw = getattr(sock, "_sock", sock)  # SocketIO (unix, tcp) or the TLS socket itself
-        raw.settimeout(60)
-        # No half-close: SSLSocket.shutdown drops TLS and the reads below would see ciphertext
-        # (IG-RUN-PIP-CHECK skipped after a minute on a TLS engine). The script reads exactly
-        # len(data) bytes and exits; the engine then ends the stream.
-        raw.sendall(data)
-        output = b""
-        while chunk := raw.recv(65536):
-            output += chunk
-        sock.close()
+        try:
+            raw.settimeout(60)
+            # No half-close: SSLSocket.shutdown drops TLS and the reads below would see
+            # ciphertext (IG-RUN-PIP-CHECK skipped after a minute on a TLS engine). The script
+            # reads exactly len(data) bytes and exits; the engine then ends the stream.
+            raw.sendall(data)
+            output = b""
+            while chunk := raw.recv(65536):
+                output += chunk
+        finally:
+            sock.close()
+            raw.close()  # closing the SocketIO alone leaves the engine's socket open (a leak)
         code = api.exec_inspect(exec_id).get("ExitCode")
     except Exception as exc:
         return Skip(f"cannot stream a file into the container: {one_line(engine_reason(exc))}")
