@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from .common import PATHS, percentile
 
@@ -19,7 +19,7 @@ Data = Mapping[str, Any]
 DASH = "—"
 
 
-def _ok(value: float | None) -> bool:
+def _ok(value: float | None) -> TypeGuard[float]:
     """True for a number that can be shown (not None, not NaN)."""
     return value is not None and not math.isnan(value)
 

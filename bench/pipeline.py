@@ -190,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="the results file whose pipeline section is replaced")
     args = p.parse_args(argv)
     try:  # read it first: a corrupt file stops us before minutes of measuring
-        data = load_results(args.results) if args.results.exists() else {
+        data: dict[str, Any] = load_results(args.results) if args.results.exists() else {
             "schema": SCHEMA, "skipped": {}}
     except ResultsError as exc:
         print(f"bench.pipeline: {exc}", file=sys.stderr)

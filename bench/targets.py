@@ -147,7 +147,7 @@ def _pipeline(project: str) -> Reader:
             return None
         return Measured(found["ratio"], fig.x(found["ratio"]),
                         f"(gate {fig.f1(found['gate'])} s ÷ pipeline {fig.f1(found['pipeline'])} s,"
-                        f" medians of {found['n']} pairs)")
+                        f" medians, n={found['n']})")
     return read
 
 
@@ -163,9 +163,10 @@ TARGETS: tuple[Target, ...] = (
            "issue 20", "pipeline.dockerinit", _pipeline("dockerinit")),
     Target("pipeline_repo", "warm gate ÷ plain pipeline, this repo", None, AT_MOST, "x",
            f"bench.pipeline: {PIPELINE_HOW}; on this repository: its compose.yml builds nothing, "
-           "so the pipeline builds the Dockerfile with `PYTHON_IMAGE` = the local base from the "
-           "wheelhouse the gate left in `.wheels/` (making it is not timed) and runs it as "
-           "`APP_IMAGE`; the gate also runs this repo's own suites, the pipeline none",
+           "so the pipeline builds the Dockerfile as it stands (its `PYTHON_IMAGE` default is "
+           "the local base) from the wheelhouse the gate left in `.wheels/` (making it is not "
+           "timed) and runs it as `APP_IMAGE` with a random `SECRET_KEY`; the gate also runs "
+           "this repo's own suites, the pipeline none",
            "issue 20 (reported only: the issue's target is the docker-init one)", "pipeline.repo",
            _pipeline("repo")),
     Target("gate", "warm gate, this repo", 8.0, AT_MOST, "s",

@@ -17,10 +17,13 @@ from bench.builds import BuildTimes, Variant
 from bench.common import Stats
 from bench.freshclone import CiRun
 from bench.gatetime import GateRun, GateTimes
+from bench.initsizes import InitSizeRow
 from bench.load import LoadFigures, Round
 from bench.sizes import SizeRow
 from bench.startup import StartTimes
 from bench.targets import BY_KEY, MET, MISSED, NOT_MEASURED, REPORTED, TARGETS, verdicts
+from bench.variants import Variant as StackVariant
+from bench.variants import VariantRun
 
 BASE = "imagegate/python:3.11-bookworm"
 OURS, SEED = Variant("ours", "imagegate", BASE), Variant("seed", "imagegate", BASE)
@@ -67,6 +70,13 @@ def fixed_run() -> results.Results:
                                  "pairs": [{"pipeline": 1.0, "gate": 4.1, "gate_exit": 0},
                                            {"pipeline": 0.96, "gate": 4.2, "gate_exit": 0},
                                            {"pipeline": 0.93, "gate": 4.3, "gate_exit": 0}]}}
+    r.variants = VariantRun((StackVariant("nolog", "access log off", access_log=False),),
+                            {"seed": {"/": LoadFigures((load_round(900, 50.0),))},
+                             "nolog": {"/": LoadFigures((load_round(1200, 40.0),))}},
+                            300, 1, 20, 50, 20.0, {"seed": 0, "nolog": 2},
+                            {"seed": "sync, 4 workers, 0 access lines"}, 60.0)
+    r.init_sizes = [InitSizeRow("blog", "flaskr:create_app()", 50_300_000, 185_000_000,
+                                187_900_000, 2_900_000, 43_100_000, 177_800_000)]
     r.seconds = 600.0
     return r
 
@@ -99,7 +109,7 @@ def test_targets_table_shows_met_missed_and_not_measured(data: dict) -> None:
     assert table_row(table, "warm gate, this repo ≤ 8 s") == (
         "| warm gate, this repo ≤ 8 s | not measured (skipped (--quick)) | — |")
     assert "| warm gate ÷ plain pipeline, docker-init sample ≤ 1.5x | 4.38x (gate 4.2 s ÷ " \
-           "pipeline 1.0 s, medians of 3 pairs) | **missed** |" in table
+           "pipeline 1.0 s, medians, n=3) | **missed** |" in table
     assert "| fresh clone → green `.ci/run` ≤ 4:00 | 6:51 green | **missed** |" in table
 
 
@@ -229,3 +239,13 @@ def test_notes_read_numbers_from_the_run_and_limits_from_targets(data: dict) -> 
     assert f"(4.38x: gate 4.2 s, pipeline 1.0 s; target {BY_KEY['pipeline_dockerinit'].label})" \
            in notes
     assert "Start target missed" not in notes
+
+
+def test_variants_and_init_sections_render_from_the_same_data(data: dict) -> None:
+    """The sections bench.variants and bench/initsizes.py also print alone."""
+    text = render.render(data, HISTORY)
+    assert ("| `/` | access log off | access log off | 1200 (1200-1200) | 10.0 | 10.0 | 0 | "
+            "1.33x | 1.00x |") in section(text, "Stack variants: where our p99 goes")
+    assert re.search(r"WORKER TIMEOUT`s while paused:\s+nolog 2\.", text)
+    assert ("| blog | `flaskr:create_app()` | 50.3 | 185.0 | 187.9 | 2.9 | 0.27x | 0.98x |"
+            in section(text, "`imagegate init` images vs the seed's recipe"))
