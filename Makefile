@@ -15,7 +15,7 @@ GATE_ARGS ?=
 JOBS ?= 2
 XDIST := $(if $(filter-out 0 1,$(JOBS)),-n $(JOBS) --dist loadgroup)
 
-.PHONY: help venv engine engine-down base standins build lock test test-unit test-image test-stack gate bench lint-py docs prune clean
+.PHONY: help venv engine engine-down base standins build lock test test-unit test-image test-stack gate bench bench-render lint-py docs prune clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -61,8 +61,11 @@ test-stack: base ## bring up the compose stack (web + redis): HTTP, env handling
 gate: base ## the CI gate: lint -> build -> image -> stack -> push (PUSH=host:port/repo:tag)
 	$(IMAGEGATE) gate $(if $(PUSH),--push $(PUSH)) $(GATE_ARGS)
 
-bench: base ## benchmarks against the seed recipe; writes bench/RESULTS.md
+bench: base ## benchmarks vs the seed recipe and the plain pipeline: bench/results/results.json, then bench/RESULTS.md
 	$(BIN)/python bench/run.py
+
+bench-render: $(STAMP) ## re-render bench/RESULTS.md from results.json + bench/history.toml (no measuring)
+	$(BIN)/python -m bench.render
 
 docs: $(STAMP) ## regenerate docs/settings.md, docs/checks.md, the check pages and the evidence table
 	$(BIN)/python -m imagegate.docs README.md docs/settings.md docs/checks.md

@@ -23,6 +23,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SEED_DOCKERFILE = Path(__file__).resolve().parent / "seed" / "Dockerfile"
 #: What a build context of this repo holds (the real .dockerignore admits exactly these).
 CONTEXT_FILES = ("requirements.lock", "requirements-bootstrap.lock", "Dockerfile", ".dockerignore")
+#: The raw results of a run (``make bench`` writes them, ``python -m bench.render`` reads them),
+#: and the version of their shape: bumped when a field changes meaning.
+RESULTS_JSON = Path(__file__).resolve().parent / "results" / "results.json"
+SCHEMA = 1
+#: The paths the load generator measures, in table order.
+PATHS = ("/", "/hits")
 
 Log = Callable[[str], None]
 

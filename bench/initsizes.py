@@ -186,28 +186,11 @@ def remove_images(cli: Any, samples: Sequence[str] = SAMPLES) -> int:
 
 
 def table(rows: Sequence[InitSizeRow]) -> str:
-    """The Markdown table (and its notes) for RESULTS.md: a section of its own."""
-    lines = [
-        "## `imagegate init` images vs the seed's recipe",
-        "",
-        "| sample | app | init image, imagegate base MB | init image, slim base MB | "
-        "seed recipe, slim base MB | of which /wheels MB | init ÷ seed | same base |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(f"| {r.sample} | `{r.wsgi}` | {mb(r.init_ours):.1f} | {mb(r.init_slim):.1f} | "
-                     f"{mb(r.seed_slim):.1f} | {mb(r.seed_wheels):.1f} | {r.ratio:.2f}x | "
-                     f"{r.ratio_same_base:.2f}x |")
-    if rows:
-        lines += ["", f"Bases: imagegate {mb(rows[0].ours_base):.1f} MB, slim stand-in "
-                      f"{mb(rows[0].slim_base):.1f} MB. *How measured:* `imagegate init` on a "
-                      "git copy of each sample under `tests_stack/init_samples/`, then its image "
-                      "built as the gate builds it (hermetic, wheelhouse); the seed's recipe "
-                      "(`bench/seed/Dockerfile`, its `COPY app/ app/` made a COPY of the same "
-                      "code; the same lock as requirements.txt) on the `python:3.11-slim` "
-                      "stand-in. \"same base\" is "
-                      "the init Dockerfile on the slim stand-in ÷ the seed's."]
-    return "\n".join(lines) + "\n"
+    """The Markdown section for these rows (the template RESULTS.md includes)."""
+    from bench.render import render_section
+    from bench.results import plain
+
+    return render_section("initsizes", rows=plain(list(rows)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

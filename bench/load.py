@@ -27,10 +27,9 @@ from imagegate.proc import wait_until
 from imagegate.run.container import running
 from imagegate.run.stack import running_stack
 
-from .common import ROOT, Ctx, Stats, percentile
+from .common import PATHS, ROOT, Ctx, Stats, percentile
 from .startup import healthz_ok
 
-PATHS = ("/", "/hits")
 REDIS_COMMAND = ["redis-server", "--bind", "0.0.0.0", "--protected-mode", "no", "--dir", "/data",
                  "--appendonly", "yes"]  # what compose.yml runs, so both sides pay the same
 

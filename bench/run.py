@@ -1,6 +1,8 @@
 """``make bench``: our image and gate against the seed's recipe, measured side by side, one run.
 
-Sizes → build times → start → first 200 → load on the stack → the gate, then ``bench/RESULTS.md``.
+Sizes → build times → start → first 200 → load on the stack → the gate → the gate against the plain
+pipeline → a fresh clone's CI, written raw to ``bench/results/results.json``, then rendered into
+``bench/RESULTS.md`` (``python -m bench.render`` re-renders without measuring).
 Everything the run starts carries ``imagegate.session=<id>`` and is removed by label at the end,
 whatever happens; nothing is pulled, builds have no network, traffic goes to 127.0.0.1 only.
 """
@@ -23,12 +25,14 @@ from bench import (
     gatetime,
     initsizes,
     load,
+    render,
     results,
     sizes,
     slimbase,
     startup,
     variants,
 )
+from bench import pipeline as plain_pipeline
 from bench.common import ROOT, Ctx, remove_bench_images
 from imagegate.build import pipeline
 from imagegate.config import settings
@@ -50,11 +54,16 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line options (the defaults are what ``make bench`` runs)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where RESULTS.md goes")
+    p.add_argument("--results", type=Path, default=results.RESULTS_JSON,
+                   help="where the raw results (JSON) go")
     p.add_argument("--quick", action="store_true",
-                   help="one repetition of everything, small load, no gate (for trying it out)")
+                   help="one repetition of everything, small load, no gate timing, one "
+                   "pipeline pair per project (for trying it out)")
     p.add_argument("--skip-gate", action="store_true", help="do not time the gate")
     p.add_argument("--skip-variants", action="store_true",
                    help="do not measure our stack's variants (bench.variants)")
+    p.add_argument("--skip-pipeline", action="store_true",
+                   help="do not run the gate against the plain pipeline (bench.pipeline)")
     p.add_argument("--skip-ci", action="store_true",
                    help="do not time .ci/run on a fresh clone of HEAD (about 10 min)")
     p.add_argument("--gate-budget", type=float, default=420.0,
@@ -129,7 +138,8 @@ def collect(ctx: Ctx, params: results.Params, args: argparse.Namespace) -> resul
         log(f"variants: {len(r.variants.variants)} measured against the seed")
 
     if args.skip_gate or args.quick:
-        r.gate_note = "skipped (--quick)" if args.quick else "skipped (--skip-gate)"
+        r.skipped["gate"] = r.skipped["sample_gate"] = (
+            "skipped (--quick)" if args.quick else "skipped (--skip-gate)")
     else:
         r.gate = gatetime.gate_times(ctx, runs=params.gate_runs, budget=args.gate_budget)
         log(f"gate: median {r.gate.total.median:.1f}s over {r.gate.total.n} warm runs")
@@ -138,8 +148,13 @@ def collect(ctx: Ctx, params: results.Params, args: argparse.Namespace) -> resul
                                             project=sample, label="sample-gate")
         log(f"sample gate: median {r.sample_gate.total.median:.1f}s over "
             f"{r.sample_gate.total.n} warm runs")
+    if args.skip_pipeline:
+        r.skipped["pipeline"] = "skipped (--skip-pipeline)"
+    else:
+        r.pipeline = plain_pipeline.measure_all(params.pipeline_pairs, ctx.tmp / "pipeline",
+                                                log=log)
     if args.quick or args.skip_ci:
-        r.ci_note = "skipped (--quick)" if args.quick else "skipped (--skip-ci)"
+        r.skipped["ci"] = "skipped (--quick)" if args.quick else "skipped (--skip-ci)"
     else:
         log("fresh clone: CI=true bash .ci/run (about 10 min)")
         r.ci = freshclone.run_fresh_clone(ctx)
@@ -160,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     params = results.Params()
     if args.quick:
         params = results.Params(build_reps=1, start_runs=2, load_requests=300, load_rounds=1,
-                                load_warmup=50, load_cap=20, gate_runs=0)
+                                load_warmup=50, load_cap=20, gate_runs=0, pipeline_pairs=1)
     started = time.monotonic()
     ensure_engine()
     cli = client(timeout=900)
@@ -175,8 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             images = remove_bench_images(cli, keep=set()) + initsizes.remove_images(cli)
             log(f"cleanup: {removed}, {images} superseded images")
     r.seconds = time.monotonic() - started
-    args.out.write_text(results.render(r))
-    log(f"wrote {args.out} in {r.seconds / 60:.1f} min")
+    data = results.to_data(r)
+    log(f"wrote {results.write(data, args.results)} in {r.seconds / 60:.1f} min")
+    args.out.write_text(render.render(data))
+    log(f"rendered {args.out} (again, without measuring: python -m bench.render)")
     return 0
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import sys
 import tempfile
 import time
@@ -29,8 +28,8 @@ from typing import Any
 
 from imagegate.proc import wait_until
 
-from .common import Ctx, ratio
-from .load import PATHS, LoadFigures, Served, measure, start_ours, start_seed, wait_serving
+from .common import Ctx
+from .load import LoadFigures, Served, measure, start_ours, start_seed, wait_serving
 
 SEED = "seed"
 #: Every stack's gunicorn worker timeout while this runs (s). A paused worker misses heartbeats;
@@ -147,6 +146,7 @@ class VariantRun:
     worker_timeouts: dict[str, int] = field(default_factory=dict)
     seen: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    pause_safe_timeout: int = PAUSE_SAFE_TIMEOUT
 
 
 def collect(ctx: Ctx, ours_image: str, seed_image: str, *, requests: int = 1500,
@@ -252,51 +252,11 @@ def _stderr(served: Served) -> str:
 
 
 def render(run: VariantRun) -> str:
-    """The Markdown section: one row per stack and path, ratios against the seed."""
-    lines = ["## Stack variants: where our p99 goes", "",
-             "| path | stack | settings | req/s median | p50 ms | p99 ms | errors | "
-             "req/s ÷ seed | p99 ÷ seed |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
-    for path in PATHS:
-        seed = run.load[SEED][path]
-        rows = [(SEED, "seed", "`gunicorn -w 4` sync, no access log, no healthcheck")]
-        rows += [(v.name, v.title, v.settings()) for v in run.variants]
-        for name, title, settings in rows:
-            fig = run.load[name][path]
-            rel_rps = rel_p99 = ""
-            if name != SEED:
-                rel_rps = _x(ratio(fig.rps.median, seed.rps.median))
-                rel_p99 = _x(ratio(fig.p99.median, seed.p99.median))
-            lines.append(f"| `{path}` | {title} | {settings} | {fig.rps.median:.0f} "
-                         f"({fig.rps.low:.0f}-{fig.rps.high:.0f}) | {_f1(fig.p50.median)} | "
-                         f"{_f1(fig.p99.median)} | {fig.errors} | {rel_rps} | {rel_p99} |")
-    timeouts = {name: n for name, n in run.worker_timeouts.items() if n}
-    lines += ["", "Settings: workers x threads (`WEB_CONCURRENCY` x `GUNICORN_THREADS`), "
-              "worker class, `GUNICORN_ACCESS_LOG`, web's healthcheck interval; all else is "
-              "`compose.yml` as shipped (read-only root, dropped capabilities, keep-alive 5 s).",
-              "", "*How measured:* the load generator of the stack section (Python threads, one "
-              "keep-alive `http.client` connection each) against 127.0.0.1, with the seed and "
-              f"{len(run.variants)} variants of ours up at once: per path a warm-up of "
-              f"{run.warmup} requests to each stack, then {run.rounds} rounds of {run.requests} "
-              f"GETs at concurrency {run.concurrency} (each capped at {run.cap:.0f} s), the stacks "
-              "taking turns round by round; a stack not taking its turn is paused "
-              "(`docker pause`), so no other stack's healthcheck or timers run beside it (every "
-              f"stack's gunicorn worker timeout is {PAUSE_SAFE_TIMEOUT} s for that reason). "
-              "Medians over rounds (req/s range min-max); ratios are within this one run. "
-              f"The run took {run.seconds / 60:.1f} min. gunicorn `WORKER TIMEOUT`s while "
-              "paused: " + (", ".join(f"{k} {v}" for k, v in timeouts.items()) or "none") + ".",
-              "", "Seen in each web container's logs afterwards: "
-              + "; ".join(f"{name} {what}" for name, what in run.seen.items()) + "."]
-    return "\n".join(lines)
+    """The Markdown section (the template RESULTS.md includes), for this run alone."""
+    from .render import render_section
+    from .results import plain
 
-
-def _f1(value: float) -> str:
-    """One decimal, or an em dash for a missing value."""
-    return "—" if math.isnan(value) else f"{value:.1f}"
-
-
-def _x(value: float) -> str:
-    """A ratio, e.g. ``0.91x``."""
-    return "—" if math.isnan(value) else f"{value:.2f}x"
+    return render_section("variants", run=plain(run))
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
