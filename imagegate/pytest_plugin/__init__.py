@@ -525,14 +525,17 @@ def app_image(pytestconfig: pytest.Config, docker_client: Any, imagegate_setting
 def image_facts(request: pytest.FixtureRequest, docker_client: Any, app_image: str) -> Any:
     """Metadata and the flattened layer view of the image (policy checks read these).
 
-    When the session also runs the image's container, that container is started first: it
-    boots while the layers are read, and the running checks find it ready sooner.
+    When the session also runs the image's container, the layers are read while it starts
+    (and, sharing the stack, while the stack comes up): neither waits for the other.
     """
     from imagegate.facts.policy import ImageFacts
 
-    if any("app_start" in getattr(item, "fixturenames", ()) for item in request.session.items):
+    if not any("app_start" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        return ImageFacts.load(docker_client, app_image)
+    with ThreadPoolExecutor(1, thread_name_prefix="layers") as pool:
+        reading = pool.submit(ImageFacts.load, docker_client, app_image)
         request.getfixturevalue("app_start")
-    return ImageFacts.load(docker_client, app_image)
+        return reading.result()
 
 
 @pytest.fixture(scope="session")
