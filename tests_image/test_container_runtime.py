@@ -311,19 +311,23 @@ def test_generic_checks_on_a_shell_less_image_never_error(
 def test_pip_check_in_a_read_only_container(
         docker_client: Any, imagegate_session: str, build: Callable[..., str]) -> None:
     """A read-only root filesystem (compose's ``read_only: true``) refuses the archive even
-    where a tmpfs is mounted: pip's zip is streamed in through the interpreter instead, into
-    the tmpfs, or /dev/shm (every container has one) when there is none, and pip check runs."""
+    where a tmpfs is mounted: pip's zip is streamed in through the interpreter instead (the
+    archive is not even offered), into the tmpfs, or /dev/shm (every container has one) when
+    there is none, and pip check runs."""
     import gc
     import warnings
 
     image = build(SHELL_LESS)
     with started(docker_client, imagegate_session, image, read_only=True,
                  tmpfs={"/tmp": "size=16m"}) as ctr:
+        asked: list[str] = []
+        ctr.container.put_archive = lambda path, data: asked.append(path)  # type: ignore[method-assign]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ResourceWarning)
             checked = runtime.pip_check(ctr.container, "/opt/venv/bin/python3")
             gc.collect()
         assert checked == (True, "No broken requirements found."), checked
+        assert asked == [], "an archive was offered to a read-only root (refused, after 0.5 s)"
         # the streamed exec's socket is closed, not left to the collector (a user's suite
         # under filterwarnings = ["error"] would fail on it)
         leaked = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]

@@ -404,7 +404,13 @@ class SocketProxy:
                     tail = seen[-512:]
                 dst.sendall(data)
         except OSError:
-            pass
+            # dst is gone: the engine answered early and closed (a 500 to an archive upload
+            # into a read-only container). Against the engine the sender's next write fails at
+            # once; here it would block on a full buffer until its timeout (two minutes of
+            # IG-RUN-PIP-CHECK), so keep reading and dropping what it still sends.
+            with contextlib.suppress(OSError):
+                while src.recv(65536):
+                    pass
         finally:
             with contextlib.suppress(OSError):
                 dst.shutdown(socket.SHUT_WR)

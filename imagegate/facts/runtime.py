@@ -380,6 +380,9 @@ def pip_check(container: Any, interpreter: str) -> tuple[bool, str] | Skip:
     """
     where = PIP_ZIP
     try:
+        if (container.attrs.get("HostConfig") or {}).get("ReadonlyRootfs"):
+            # the engine refuses archives into it (after half a second): do not ask
+            raise PermissionError("the container's root filesystem is read-only")
         container.put_archive(posixpath.dirname(PIP_ZIP), pip_zip())
     except Exception as exc:
         # A read-only root filesystem refuses archives even where a tmpfs is mounted: stream the
