@@ -69,3 +69,41 @@ def in_private_mount_ns(blocker: Path, socket_path: str, *argv: str) -> list[str
     file ``blocker``: anything that opens the default socket there fails."""
     return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
             'mount --bind "$0" "$1" && shift && exec "$@"', str(blocker), socket_path, *argv]
+
+
+class ContainerStarts:
+    """The engine's container ``start`` events while the ``with`` block runs (read in a thread),
+    each as its labels: which containers a gate started, whatever removed them after."""
+
+    def __init__(self, cli: Any) -> None:
+        import threading
+        import time
+
+        self.labels: list[dict[str, str]] = []
+        self._stream = cli.events(decode=True, since=int(time.time()) - 1,
+                                  filters={"type": "container", "event": "start"})
+        self._thread = threading.Thread(target=self._read, daemon=True)
+
+    def _read(self) -> None:
+        import contextlib
+
+        with contextlib.suppress(Exception):  # the stream is closed under it at the end
+            for event in self._stream:
+                self.labels.append(dict((event.get("Actor") or {}).get("Attributes") or {}))
+
+    def __enter__(self) -> ContainerStarts:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # a start is read as it happens; the gate has ended (and removed them) by now
+        self._stream.close()
+        self._thread.join(timeout=10)
+
+    def of(self, session_prefix: str, service: str) -> list[dict[str, str]]:
+        """The starts of compose service ``service`` in sessions ``session_prefix*``."""
+        from imagegate.engine import SESSION_LABEL
+
+        return [a for a in self.labels
+                if a.get(SESSION_LABEL, "").startswith(session_prefix)
+                and a.get("com.docker.compose.service") == service]

@@ -10,6 +10,7 @@ They build FROM the local stand-ins of `python:3.11-slim` and `redis:7-alpine`
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stack_helpers import findings, gate, result
+from stack_helpers import ContainerStarts, findings, gate, result
 
 pytestmark = pytest.mark.slow
 
@@ -41,13 +42,22 @@ def _ids(out: Path, **how: str) -> set[str]:
 
 
 def test_docker_init_project_passes_at_baseline(copy_project: Callable[[str], Path],
+                                                docker_client: Any,
                                                 leftovers: Callable[[], list[str]]) -> None:
     """docker init's project passes with zero edits: the defects are absent, the hardening
-    advice is listed as warnings, and the report says what was found where."""
+    advice is listed as warnings, and the report says what was found where. The web service
+    was started once: the run checks judged the stack's own web container."""
     project = copy_project("dockerinit")
-    proc = gate(project)
+    with ContainerStarts(docker_client) as starts:
+        proc = gate(project)
     out = project / ".imagegate-out"
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    session = re.search(r"imagegate session: (ig[0-9a-f]+)-", proc.stdout)
+    assert session, proc.stdout[-2000:]
+    web = starts.of(session.group(1), "server")
+    assert len(web) == 1, ("the web service started in compose projects "
+                           f"{[a['com.docker.compose.project'] for a in web]}")
+    assert web[0]["com.docker.compose.project"].startswith(f"{session.group(1)}-image-stack-")
     assert "compose_file: compose.yaml [discovered" in proc.stdout
     assert "web_service: server [" in proc.stdout
     stages = {s["name"]: s["status"] for s in result(out)["stages"]}

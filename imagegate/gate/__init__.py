@@ -77,8 +77,10 @@ class Gate:
         """Run the stages wave by wave; a red wave stops the gate. Reports are always written.
 
         Stages that need nothing of each other run side by side: the lint beside the bases and
-        the build (the lint reads only the Dockerfile), then the image beside the stack (both
-        need only the built image). Each stage still has its own status, time and findings.
+        the build (the lint reads only the Dockerfile), then the image and the stack (both need
+        only the built image): with a compose file their generic checks are one pytest session
+        sharing one stack, the project's own suites beside it; without one, the image alone.
+        Each stage still has its own status, time and findings.
         """
         started = time.monotonic()
         actions: dict[str, Callable[[StageResult], None]] = {
