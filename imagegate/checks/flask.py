@@ -294,9 +294,26 @@ def parse_facts(output: str) -> AppFacts | None:
                     dict(data.get("env") or {}))
 
 
+#: Facts already read, by (container id, interpreter): the image and the stack checks ask the
+#: same container when they share a session, and loading the app in it is its heaviest exec.
+_READ: dict[tuple[str, str], AppFacts] = {}
+
+
 def app_facts(container: Any, interpreter: str, *, timeout: int = LOAD_TIMEOUT) -> AppFacts:
     """Load the container's Flask app in the container (see the module doc): its facts, or an
-    :class:`AppFacts` whose ``why`` says why it could not (never an exception)."""
+    :class:`AppFacts` whose ``why`` says why it could not (never an exception). Read once per
+    container and interpreter; a failure to read is asked again next time."""
+    key = (str(container.id), interpreter)
+    if key not in _READ:
+        found = _load_app_facts(container, interpreter, timeout)
+        if found.why:
+            return found
+        _READ[key] = found
+    return _READ[key]
+
+
+def _load_app_facts(container: Any, interpreter: str, timeout: int) -> AppFacts:
+    """:func:`app_facts`, not remembered."""
     from imagegate.facts import runtime
 
     salt = secrets.token_bytes(16)
