@@ -4,15 +4,19 @@ A service that only ``expose``s its port behind a proxy, or any container of an 
 published ports this machine cannot reach (a CI job beside ``docker:dind``), is still reached
 the way its neighbours reach it: by its compose name and container port, from a container on its
 network. The probe container runs the tested image itself with only its Python (no curl or wget
-needed; the image serves a Flask app, so it has an interpreter) idling; every request is one
-``exec`` of a stdlib ``http.client`` script that prints the answer as JSON. The probe carries the
-session's labels and is removed when its block is left, before the stack's network goes.
+needed; the image serves a Flask app, so it has an interpreter) idling. Requests go to one
+long-lived ``exec`` of a stdlib ``http.client`` loop in it — a JSON line in on its stdin, the
+answer as a JSON line out on its stdout — so a gate's dozen GETs cost one exec, not a dozen
+(each is a Python started in the container and engine work). Should that stream break, each
+request falls back to an ``exec`` of its own. The probe carries the session's labels and is
+removed when its block is left, before the stack's network goes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,19 +28,34 @@ PYTHONS = ("python3", "python", "/usr/local/bin/python3", "/venv/bin/python",
            "/opt/venv/bin/python", "/usr/bin/python3")
 #: The probe idles (bounded: the gate removes it long before) until a request is exec'd in it.
 IDLE = "import time; time.sleep(86400)"
-#: One GET: argv host, port, path, timeout; prints {"status", "headers", "body"} or {"error"}.
-SCRIPT = """
+#: One GET of host, port, path, timeout: {"status", "headers", "body"} or {"error"}.
+GET = """
 import http.client, json, sys
-host, port, path, timeout = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-try:
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    conn.request("GET", path, headers={"User-Agent": "imagegate-probe"})
-    resp = conn.getresponse()
-    body = resp.read(65536).decode("utf-8", "replace")
-    print(json.dumps({"status": resp.status, "headers": dict(resp.getheaders()), "body": body}))
-except Exception as exc:
-    print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+def get(host, port, path, timeout):
+    try:
+        conn = http.client.HTTPConnection(host, int(port), timeout=float(timeout))
+        conn.request("GET", path, headers={"User-Agent": "imagegate-probe"})
+        resp = conn.getresponse()
+        body = resp.read(65536).decode("utf-8", "replace")
+        conn.close()
+        return {"status": resp.status, "headers": dict(resp.getheaders()), "body": body}
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
 """
+#: One GET from argv (host, port, path, timeout), printed as a JSON line.
+SCRIPT = GET + "print(json.dumps(get(*sys.argv[1:5])))\n"
+#: The request loop: a JSON list [host, port, path, timeout] per stdin line, a JSON answer per
+#: stdout line; it ends with its stdin.
+LOOP = GET + """
+while True:
+    line = sys.stdin.readline()
+    if not line:
+        break
+    sys.stdout.write(json.dumps(get(*json.loads(line))) + "\\n")
+    sys.stdout.flush()
+"""
+#: Seconds a request may take beyond its own HTTP timeout before the loop counts as broken.
+LOOP_SLACK = 10.0
 
 
 class ProbeError(ImagegateError):
@@ -67,14 +86,46 @@ class Probe:
     network: str
     #: Forwards from this machine's loopback, one per (host, port) (:meth:`forward`).
     tunnels: dict[tuple[str, int], Any] = field(default_factory=dict, repr=False)
+    #: How many execs the probe has cost (the loop's one, and one per request after it broke).
+    execs: int = 0
+    #: Why the request loop broke ("" while it serves, or before the first request).
+    broken: str = ""
+    _loop: Any = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def get(self, host: str, port: int, path: str = "/", *, timeout: float = 5.0) -> Answer:
         """``GET http://host:port/path`` from inside the network; :class:`ProbeError` when
         nothing answers."""
         url = f"http://{host}:{port}{path}"
+        data = self._ask_loop([host, port, path, timeout])
+        if data is None:
+            data = self._ask_exec(url, [host, str(port), path, f"{timeout:g}"])
+        if "error" in data:
+            raise ProbeError(f"GET {url}: {data['error']}")
+        return Answer(int(data["status"]), url, dict(data.get("headers") or {}),
+                      str(data.get("body") or ""))
+
+    def _ask_loop(self, request: list[Any]) -> dict[str, Any] | None:
+        """The answer to ``request`` from the request loop (started on first use); None when
+        the loop cannot serve it (then it is closed for good, and requests exec one by one)."""
+        with self._lock:
+            if self.broken:
+                return None
+            try:
+                if self._loop is None:
+                    self._loop = _Loop(self.container, self.interpreter)
+                    self.execs += 1
+                return self._loop.ask(request, timeout=float(request[3]) + LOOP_SLACK)
+            except Exception as exc:  # any failure of the stream: fall back, never fail a GET
+                self.broken = f"{type(exc).__name__}: {str(exc)[:200]}"
+                self._close_loop()
+                return None
+
+    def _ask_exec(self, url: str, argv: list[str]) -> dict[str, Any]:
+        """The answer from one exec of :data:`SCRIPT` (:class:`ProbeError` when it did not run)."""
         try:
-            code, out = self.container.exec_run(
-                [self.interpreter, "-c", SCRIPT, host, str(port), path, f"{timeout:g}"])
+            self.execs += 1
+            code, out = self.container.exec_run([self.interpreter, "-c", SCRIPT, *argv])
         except Exception as exc:  # the engine refused the exec: the probe itself is gone
             raise ProbeError(f"GET {url} from the probe: {exc}") from None
         text = out.decode("utf-8", "replace").strip() if isinstance(out, bytes) else str(out)
@@ -84,10 +135,18 @@ class Probe:
             data = {}
         if code != 0 or not data:
             raise ProbeError(f"GET {url} from the probe: exit {code} {text[-200:]!r}")
-        if "error" in data:
-            raise ProbeError(f"GET {url}: {data['error']}")
-        return Answer(int(data["status"]), url, dict(data.get("headers") or {}),
-                      str(data.get("body") or ""))
+        return dict(data)
+
+    def _close_loop(self) -> None:
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+
+    def close(self) -> None:
+        """End the request loop and every :meth:`forward` (before the container goes)."""
+        with self._lock:
+            self._close_loop()
+        self.close_tunnels()
 
     def status(self, host: str, port: int, path: str = "/") -> tuple[int | None, str]:
         """(status, what was seen) of one GET, for waits; status None when nothing answered."""
@@ -144,8 +203,53 @@ def running_probe(cli: Any, image: str, network: str, labels: Mapping[str, str]
         try:
             yield probe
         finally:
-            probe.close_tunnels()
+            probe.close()
             with contextlib.suppress(Exception):
                 container.remove(force=True, v=True)
         return
     raise ProbeError(f"no Python in {image[:19]} to probe from (tried {', '.join(tried)})")
+
+
+class _Loop:
+    """One exec of :data:`LOOP` in a probe container: a request written to its stdin, the
+    answer read from its multiplexed stdout (8-byte frame headers, tty off)."""
+
+    def __init__(self, container: Any, interpreter: str) -> None:
+        api = container.client.api
+        exec_id = api.exec_create(container.id, [interpreter, "-c", LOOP], stdin=True,
+                                  stdout=True, stderr=True, tty=False)["Id"]
+        self._raw = api.exec_start(exec_id, socket=True)
+        # SocketIO (unix, tcp) or the TLS socket itself
+        self._sock = getattr(self._raw, "_sock", self._raw)
+        self._buffer = b""
+        self._out = b""
+        self._err = b""
+
+    def ask(self, request: list[Any], timeout: float) -> dict[str, Any]:
+        """Send one request line; return the answer line, parsed (raises on a broken stream)."""
+        from imagegate.run.tunnel import split_frames
+
+        self._sock.settimeout(timeout)
+        self._sock.sendall(json.dumps(request).encode() + b"\n")
+        while b"\n" not in self._out:
+            data = self._sock.recv(65536)
+            if not data:
+                said = self._err.decode("utf-8", "replace").strip()[-200:]
+                raise ConnectionError(f"the request loop ended{': ' + said if said else ''}")
+            frames, self._buffer = split_frames(self._buffer + data)
+            for stream, payload in frames:
+                if stream == 1:
+                    self._out += payload
+                else:
+                    self._err = (self._err + payload)[-4096:]
+        line, _, self._out = self._out.partition(b"\n")
+        answer = json.loads(line)
+        if not isinstance(answer, dict):
+            raise ValueError(f"the request loop answered {line[:100]!r}")
+        return answer
+
+    def close(self) -> None:
+        """Close the stream (the loop then ends with its stdin)."""
+        for sock in (self._raw, self._sock):
+            with contextlib.suppress(Exception):
+                sock.close()
