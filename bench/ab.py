@@ -81,9 +81,10 @@ def measure(before: str, project: Path, runs: int, work: Path) -> dict[str, obje
                for side, got in turns.items()}
     cpu = {side: Stats(tuple(c for _, c, rc, _ in got if rc == 0)).median
            for side, got in turns.items()}
-    return {"before": before, "after": git(ROOT, "rev-parse", "--short", "HEAD") + (
-                " (with uncommitted changes)" if git(ROOT, "status", "--porcelain",
-                                                      "--untracked-files=no") else ""),
+    dirty = git(ROOT, "status", "--porcelain", "--untracked-files=no")
+    return {"before": git(ROOT, "rev-parse", "--short", before) or before,
+            "after": git(ROOT, "rev-parse", "--short", "HEAD") + (
+                " (with uncommitted changes)" if dirty else ""),
             "project": project.name,
             "runs": {side: [{"seconds": s, "cpu_seconds": c, "exit": rc, "stages": st}
                             for s, c, rc, st in got] for side, got in turns.items()},
