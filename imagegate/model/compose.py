@@ -582,8 +582,10 @@ def _loopback(port: Mapping[str, Any]) -> dict[str, Any]:
 #: user's interval decides when production marks a container healthy, not how long a gate waits.
 #: Every probe is an exec costing the engine ~0.1 s of CPU for as long as the container runs, so
 #: a faster interval slows a gate on a busy machine: a warm gate of this repo took 13.9 s
-#: (median of 5) probing every 0.5 s and 11.6 s probing every second, runs interleaved. The
-#: gate's standalone container (:func:`imagegate.pytest_plugin.fast_healthcheck`) probes as often.
+#: (median of 5) probing every 0.5 s and 11.6 s probing every second, runs interleaved; tried
+#: again once a gate brought up one stack, not three: 9.86 s at 0.5 s vs 9.90 s at 1 s (bench.ab,
+#: bench/results/change-health-interval-half.json), no gain, so 1 s stays. The gate's
+#: standalone container (:func:`imagegate.pytest_plugin.fast_healthcheck`) probes as often.
 GATE_HEALTH_INTERVAL_S = 1
 GATE_HEALTH_INTERVAL = f"{GATE_HEALTH_INTERVAL_S}s"
 
