@@ -96,8 +96,8 @@ class Gate:
         self.result.stages = [StageResult(name) for name in actions]
         by_name = {stage.name: stage for stage in self.result.stages}
         try:
-            for number, wave in enumerate(waves):
-                if number == 2 and self._one_session():
+            for wave in waves:
+                if wave == [["image"], ["stack"]] and self._one_session():
                     # one pytest session judges the image and the stack: one compose project
                     combined = self._pytest_stage("image", also=("stack",))
                     ok = self._stage(by_name["image"], combined, also=[by_name["stack"]])
