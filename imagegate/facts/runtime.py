@@ -449,42 +449,31 @@ def _write_by_exec(container: Any, interpreter: str, data: bytes,
                    dirs: Sequence[str]) -> str | Skip:
     """Write ``data`` into the first of ``dirs`` the container's user can write, through one
     exec of ``interpreter`` reading its stdin; the path written, or a Skip saying why not."""
-    api = container.client.api
+    from imagegate.run.tunnel import ExecStream, split_frames
+
     try:
-        exec_id = api.exec_create(container.id, [interpreter, "-c", WRITE_STDIN, str(len(data)),
-                                                 *dirs], stdin=True, stdout=True, stderr=True)["Id"]
-        sock = api.exec_start(exec_id, socket=True)
-        raw = getattr(sock, "_sock", sock)  # SocketIO (unix, tcp) or the TLS socket itself
+        stream = ExecStream.start(container, [interpreter, "-c", WRITE_STDIN, str(len(data)),
+                                              *dirs])
         try:
-            raw.settimeout(60)
+            stream.sock.settimeout(60)
             # No half-close: SSLSocket.shutdown drops TLS and the reads below would see
             # ciphertext (IG-RUN-PIP-CHECK skipped after a minute on a TLS engine). The script
             # reads exactly len(data) bytes and exits; the engine then ends the stream.
-            raw.sendall(data)
+            stream.sock.sendall(data)
             output = b""
-            while chunk := raw.recv(65536):
+            while chunk := stream.sock.recv(65536):
                 output += chunk
         finally:
-            sock.close()
-            raw.close()  # closing the SocketIO alone leaves the engine's socket open (a leak)
-        code = api.exec_inspect(exec_id).get("ExitCode")
+            stream.close()
+        code = container.client.api.exec_inspect(stream.id).get("ExitCode")
     except Exception as exc:
         return Skip(f"cannot stream a file into the container: {one_line(engine_reason(exc))}")
-    found = re.search(rb"IMAGEGATE-WROTE (\S+)", _demux(output))
+    found = re.search(rb"IMAGEGATE-WROTE (\S+)",
+                      b"".join(payload for _, payload in split_frames(output)[0]))
     if code != 0 or found is None:
         return Skip(f"no directory of {', '.join(dirs)} is writable by the container's user "
                     f"(exit {code})")
     return found.group(1).decode()
-
-
-def _demux(stream: bytes) -> bytes:
-    """The payload of a non-TTY exec's multiplexed stream (8-byte frame headers dropped)."""
-    out, at = b"", 0
-    while at + 8 <= len(stream):
-        size = int.from_bytes(stream[at + 4:at + 8], "big")
-        out += stream[at + 8:at + 8 + size]
-        at += 8 + size
-    return out
 
 
 def _pip_tar(source: Path) -> bytes:

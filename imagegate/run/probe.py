@@ -215,12 +215,10 @@ class _Loop:
     answer read from its multiplexed stdout (8-byte frame headers, tty off)."""
 
     def __init__(self, container: Any, interpreter: str) -> None:
-        api = container.client.api
-        exec_id = api.exec_create(container.id, [interpreter, "-c", LOOP], stdin=True,
-                                  stdout=True, stderr=True, tty=False)["Id"]
-        self._raw = api.exec_start(exec_id, socket=True)
-        # SocketIO (unix, tcp) or the TLS socket itself
-        self._sock = getattr(self._raw, "_sock", self._raw)
+        from imagegate.run.tunnel import ExecStream
+
+        self._stream = ExecStream.start(container, [interpreter, "-c", LOOP])
+        self._sock = self._stream.sock
         self._buffer = b""
         self._out = b""
         self._err = b""
@@ -250,6 +248,4 @@ class _Loop:
 
     def close(self) -> None:
         """Close the stream (the loop then ends with its stdin)."""
-        for sock in (self._raw, self._sock):
-            with contextlib.suppress(Exception):
-                sock.close()
+        self._stream.close()

@@ -19,6 +19,7 @@ import selectors
 import socket
 import struct
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 #: The relay: connect to argv host:port, copy stdin → socket and socket → stdout until either
@@ -103,26 +104,17 @@ class Tunnel:
                 self._threads = [t for t in self._threads if t.is_alive()] + [thread]
             thread.start()
 
-    def _exec_socket(self) -> tuple[Any, Any]:
-        """(the raw hijacked exec stream to keep referenced, the socket to select on)."""
-        api = self.container.client.api
-        exec_id = api.exec_create(
-            self.container.id, [self.interpreter, "-c", RELAY, self.host, str(self.port),
-                                f"{CONNECT_TIMEOUT:g}"],
-            stdin=True, stdout=True, stderr=True, tty=False)["Id"]
-        raw = api.exec_start(exec_id, socket=True)
-        return raw, getattr(raw, "_sock", raw)  # SocketIO (unix, tcp) or the TLS socket itself
-
     def _carry(self, client: socket.socket) -> None:
         """Copy one connection both ways until either side ends; the exec stream carries the
         relay's stdout and stderr multiplexed (8-byte frame headers, tty off)."""
-        raw = remote = None
         try:
-            raw, remote = self._exec_socket()
+            stream = ExecStream.start(self.container, [
+                self.interpreter, "-c", RELAY, self.host, str(self.port), f"{CONNECT_TIMEOUT:g}"])
         except Exception as exc:  # the probe is gone or the engine refused the exec
             self.last_error = f"exec in the probe: {str(exc)[:200]}"
             client.close()
             return
+        remote = stream.sock
         with self._lock:
             self._open += [client, remote]
         buffer = b""
@@ -150,9 +142,9 @@ class Tunnel:
         finally:
             with self._lock:
                 self._open = [s for s in self._open if s is not client and s is not remote]
-            for sock in (client, remote, raw):
-                with contextlib.suppress(Exception):
-                    sock.close()
+            with contextlib.suppress(Exception):
+                client.close()
+            stream.close()
 
     def _frames(self, buffer: bytes, client: socket.socket) -> bytes:
         """Send every complete stdout frame in ``buffer`` to ``client``, keep stderr as
@@ -164,6 +156,33 @@ class Tunnel:
             else:
                 self.last_error = payload.decode("utf-8", "replace").strip()[-300:]
         return rest
+
+
+@dataclass(frozen=True)
+class ExecStream:
+    """A command exec'd in a container with its stdin open (tty off), over the engine's API:
+    write its stdin and read its multiplexed output on :attr:`sock` (a SocketIO's socket on
+    unix and tcp, the TLS socket itself on TLS). :meth:`close` closes both the hijacked stream
+    and the socket (the SocketIO alone leaves the engine's socket open)."""
+
+    id: str
+    raw: Any
+    sock: Any
+
+    @classmethod
+    def start(cls, container: Any, argv: list[str]) -> ExecStream:
+        """Create and start ``argv`` in ``container``, its stdin attached."""
+        api = container.client.api
+        exec_id = api.exec_create(container.id, argv, stdin=True, stdout=True, stderr=True,
+                                  tty=False)["Id"]
+        raw = api.exec_start(exec_id, socket=True)
+        return cls(exec_id, raw, getattr(raw, "_sock", raw))
+
+    def close(self) -> None:
+        """Close the stream and its socket (each tolerates being closed already)."""
+        for one in (self.raw, self.sock):
+            with contextlib.suppress(Exception):
+                one.close()
 
 
 def split_frames(buffer: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
