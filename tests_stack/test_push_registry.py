@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stack_helpers import gate, result
+from stack_helpers import gate, junit_cases, result
 
 from imagegate.engine import client
 from imagegate.gate.push import RegistryAuthFailed, RegistryUnavailable, push
@@ -76,17 +76,25 @@ def assert_secret_nowhere(secret: str, user: str, out: Path,
 
 
 def test_gate_pushes_with_env_credentials(sample: Path, secure_registry: Any, docker_client: Any,
-                                          monkeypatch: pytest.MonkeyPatch,
-                                          untag: list[str]) -> None:
-    """Logged in from the environment, over TLS: passed, the summary shows ref@digest, the
-    registry itself serves that digest for the tag, and a fresh pull by tag gets it back."""
+                                          monkeypatch: pytest.MonkeyPatch, untag: list[str],
+                                          leftovers: Callable[[], list[str]]) -> None:
+    """The sample project green on every stage and pushed, logged in from the environment over
+    TLS: every stage's checks in the JUnit file and none failed, the summary shows PASSED, the
+    size budget and ref@digest; the registry itself serves that digest for the tag, a fresh pull
+    by tag gets it back, and nothing is left on the engine."""
     ref = f"{secure_registry.host}/imagegate/sample:ok"
     proc = run_gate(sample, ref, monkeypatch, secure_registry.env(), untag)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    cases = junit_cases(sample / "out")
+    assert {"lint", "image", "stack"} <= {case.split("::")[0] for case in cases}, cases
+    assert not [c for c, o in cases.items() if o in ("failure", "error")]
+    assert any("IG-USER-NONROOT" in c for c in cases), "image policy checks are in the JUnit file"
     out = result(sample / "out")
+    assert out["status"] == "passed" and out["exit_code"] == 0
     digest = out["pushed"]["digest"]
     assert out["pushed"]["ref"] == ref and digest.startswith("sha256:")
-    assert f"{ref}@{digest}" in (sample / "out" / "summary.md").read_text()
+    summary = (sample / "out" / "summary.md").read_text()
+    assert "PASSED" in summary and "of 80 MB budget" in summary and f"{ref}@{digest}" in summary
     assert f"pushed {ref}@{digest}" in proc.stdout
     assert secure_registry.digest("imagegate/sample", "ok") == digest
     docker_client.images.remove(ref, noprune=True)
@@ -94,6 +102,7 @@ def test_gate_pushes_with_env_credentials(sample: Path, secure_registry: Any, do
                                        auth_config=secure_registry.auth())
     assert any(d.endswith(digest) for d in pulled.attrs["RepoDigests"]), pulled.attrs
     assert_secret_nowhere(secure_registry.password, secure_registry.user, sample / "out", proc)
+    assert leftovers() == []
 
 
 def test_gate_wrong_password_pushes_nothing(sample: Path, secure_registry: Any,

@@ -13,11 +13,12 @@ a dind job pushes to its registry.
 
 The gate then runs as CI runs it: a subprocess with DOCKER_HOST (and DOCKER_TLS_VERIFY,
 DOCKER_CERT_PATH) set and no other setting, the default socket covered in a private mount
-namespace so nothing can fall back to the local engine. It must pass on the sample project
-(with push) and on this repository (its own stack tests through ``stack_url``), reaching the
-web service only through its probe, and leave no labelled object on that engine. The engine,
-its data and exec roots, the registry, the veth and the namespace are removed afterwards,
-also when a test fails.
+namespace so nothing can fall back to the local engine. One gate per engine, each project once:
+this repository over plain TCP (its own stack tests through ``stack_url``), the sample project
+over TLS (with push, and a stack test of its own through ``stack_url``, so the forward is
+proven over both transports). Each must pass reaching the web service only through its probe
+and leave no labelled object on that engine. The engine, its data and exec roots, the
+registry, the veth and the namespace are removed afterwards, also when a test fails.
 """
 
 from __future__ import annotations
@@ -54,8 +55,6 @@ GATE_TIMEOUT = 900
 REGISTRY = "127.0.0.1:5000"
 #: The /30s the namespace's veth pair takes one of (RFC 1918; checked against this host's routes).
 POOL = ipaddress.ip_network("10.231.0.0/16")
-#: Local gate times per project, for the remote-vs-local line (one local run per module).
-LOCAL_SECONDS: dict[str, float] = {}
 
 
 def _run(*argv: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -236,10 +235,9 @@ def second_engine(kind: str) -> Iterator[RemoteEngine]:
             raise RuntimeError(f"the second engine's cleanup left {', '.join(left)}")
 
 
-@pytest.fixture(scope="module", params=["tcp", "tls"])
-def remote_engine(request: pytest.FixtureRequest, imagegate_settings: Any,
-                  docker_client: Any) -> Iterator[RemoteEngine]:
-    """A second engine reached over the veth (plain TCP, then TLS), holding this repo's bases
+@contextlib.contextmanager
+def engine_with_bases(kind: str, settings: Any, docker_client: Any) -> Iterator[RemoteEngine]:
+    """A second engine (``kind``: tcp or tls) reached over the veth, holding this repo's bases
     (``docker save`` here, ``docker load`` there) and nothing else."""
     from imagegate.build.pipeline import ensure_bases
 
@@ -248,8 +246,8 @@ def remote_engine(request: pytest.FixtureRequest, imagegate_settings: Any,
     if missing or os.geteuid() != 0:
         pytest.skip(f"needs root and {', '.join(missing) or 'these tools'}: a namespace and a "
                     "second dockerd")
-    bases = ensure_bases(imagegate_settings, log=lambda _: None)
-    with second_engine(request.param) as engine:
+    bases = ensure_bases(settings, log=lambda _: None)
+    with second_engine(kind) as engine:
         remote = engine.client()
         started = time.monotonic()
         for ref in bases.values():
@@ -264,18 +262,34 @@ def remote_engine(request: pytest.FixtureRequest, imagegate_settings: Any,
         remote.close()
 
 
-def gate_on(engine: RemoteEngine | None, project: Path, report: Path, *args: str,
+# One engine of each kind for the module, each started once (a parametrized fixture would be
+# started again for every test that names its param in another list).
+@pytest.fixture(scope="module")
+def tcp_engine(imagegate_settings: Any, docker_client: Any) -> Iterator[RemoteEngine]:
+    """The second engine over plain TCP (a ``docker:dind`` service without TLS)."""
+    with engine_with_bases("tcp", imagegate_settings, docker_client) as engine:
+        yield engine
+
+
+@pytest.fixture(scope="module")
+def tls_engine(imagegate_settings: Any, docker_client: Any) -> Iterator[RemoteEngine]:
+    """The second engine over TLS (GitLab's default ``docker:dind``)."""
+    with engine_with_bases("tls", imagegate_settings, docker_client) as engine:
+        yield engine
+
+
+def gate_on(engine: RemoteEngine, project: Path, report: Path, *args: str,
             ) -> tuple[subprocess.CompletedProcess[str], float]:
-    """``imagegate gate`` on ``project`` as CI runs it, and its wall time. ``engine``: with its
+    """``imagegate gate`` on ``project`` as CI runs it, and its wall time: with ``engine``'s
     DOCKER_* variables alone and the default socket covered (nothing can reach the local engine
-    by mistake); None: on the local engine, DOCKER_* unset."""
+    by mistake)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
-    argv = [IMAGEGATE, "gate", "--project-dir", str(project), "--report-dir", str(report), *args]
-    if engine is not None:
-        env.update(engine.env)
-        blocker = report.parent / f"{report.name}.blocked"
-        blocker.write_text("")
-        argv = in_private_mount_ns(blocker, os.path.realpath("/var/run/docker.sock"), *argv)
+    env.update(engine.env)
+    blocker = report.parent / f"{report.name}.blocked"
+    blocker.write_text("")
+    argv = in_private_mount_ns(
+        blocker, os.path.realpath("/var/run/docker.sock"),
+        IMAGEGATE, "gate", "--project-dir", str(project), "--report-dir", str(report), *args)
     started = time.monotonic()
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=GATE_TIMEOUT, env=env,
                           stdin=subprocess.DEVNULL)
@@ -299,35 +313,45 @@ def nothing_labelled_left(engine: RemoteEngine) -> None:
         remote.close()
 
 
+#: The sample project's own stack test in the copy gated remotely: a GET through ``stack_url``,
+#: which on an engine whose ports this machine cannot reach is the forward through the probe.
+FORWARD_TEST = """\
+import requests
+
+
+def test_health_through_stack_url(stack_url):
+    assert requests.get(stack_url + "/health", timeout=10).status_code == 200
+"""
+
+
 @pytest.fixture
 def sample_copy(tmp_path: Path, imagegate_settings: Any) -> Path:
-    """A fresh copy of the sample project with this repo's hashed locks (its wheelhouse)."""
+    """A fresh copy of the sample project with this repo's hashed locks (its wheelhouse) and a
+    stack test of its own (:data:`FORWARD_TEST`, run by the gate's stack stage)."""
     project = tmp_path / "sample"
     shutil.copytree(SAMPLE, project)
     for lock in imagegate_settings.locks:
         shutil.copy2(imagegate_settings.path(lock), project / lock)
+    (project / "tests_remote").mkdir()
+    (project / "tests_remote" / "test_forward.py").write_text(FORWARD_TEST)
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text()
+    assert "\n[tool.imagegate]\n" in text
+    pyproject.write_text(text.replace("\n[tool.imagegate]\n",
+                                      '\n[tool.imagegate]\nstack_tests = ["tests_remote"]\n'))
     return project
 
 
-def local_seconds(name: str, project: Path, report: Path) -> float:
-    """The same gate on the local engine, once per module (its time, for comparison)."""
-    if name not in LOCAL_SECONDS:
-        proc, seconds = gate_on(None, project, report)
-        passed(proc, report)
-        LOCAL_SECONDS[name] = seconds
-    return LOCAL_SECONDS[name]
-
-
-def test_gate_passes_on_a_remote_engine(remote_engine: RemoteEngine, sample_copy: Path,
+def test_gate_passes_on_a_remote_engine(tls_engine: RemoteEngine, sample_copy: Path,
                                         tmp_path: Path) -> None:
-    """The sample project, push included, on the second engine: every stage passes; the web
-    service answered only from inside its network (its published port on the engine's
-    loopback is named unreachable, not failed); the image was built there and pushed to the
-    registry beside it with the digest the gate reported; nothing labelled is left."""
-    local = local_seconds("sample", sample_copy, tmp_path / "local")
+    """The sample project, push included, on the second engine over TLS: every stage passes;
+    the web service answered only from inside its network (its published port on the engine's
+    loopback is named unreachable, not failed), and the project's own stack test reached it
+    through the forward; the image was built there and pushed to the registry beside it with
+    the digest the gate reported; nothing labelled is left."""
     report = tmp_path / "remote"
     ref = f"{REGISTRY}/imagegate/sample:remote"
-    proc, seconds = gate_on(remote_engine, sample_copy, report, "--push", ref)
+    proc, seconds = gate_on(tls_engine, sample_copy, report, "--push", ref)
     stages = passed(proc, report)
     assert stages == {"preflight": "passed", "lint": "passed", "bases": "passed",
                       "build": "passed", "image": "passed", "stack": "passed",
@@ -339,47 +363,52 @@ def test_gate_passes_on_a_remote_engine(remote_engine: RemoteEngine, sample_copy
     inside = [f for f in http if "from inside the network" in f["message"]]
     published = [f for f in http if "published port" in f["message"]]
     assert inside and all(f["ok"] and not f["skipped"] for f in inside), inside
-    assert published and all(f"cannot be reached at {remote_engine.address}" in f["skipped"]
+    assert published and all(f"cannot be reached at {tls_engine.address}" in f["skipped"]
                              for f in published), published
     # IG-RUN-PIP-CHECK streams pip into the read-only container through an exec: over TLS too
     assert {f["check_id"] for f in findings(report, outcome="passed")} >= {
         "IG-RUN-HEALTHY", "IG-RUN-HTTP-HEALTH", "IG-RUN-PROCS-NONROOT", "IG-RUN-PIP-CHECK",
         "IG-STACK-HEALTHY", "IG-FLASK-DEBUGGER", "IG-FLASK-ROUTES"}
     assert not [f for f in findings(report, outcome="skipped") if f["stage"] == "image"]
+    own = {c: o for c, o in junit_cases(report).items()
+           if c.startswith("stack::") and "test_health_through_stack_url" in c}
+    assert own and set(own.values()) == {"passed"}, own
 
     image_id = result(report)["image"]["id"]
-    remote = remote_engine.client()
+    remote = tls_engine.client()
     try:
         assert remote.images.get("imagegate/sample:local").id == image_id
     finally:
         remote.close()
     digest = result(report)["pushed"]["digest"]
-    link = (remote_engine.root / "registry/data/docker/registry/v2/repositories/imagegate/sample"
+    link = (tls_engine.root / "registry/data/docker/registry/v2/repositories/imagegate/sample"
             "/_manifests/tags/remote/current/link")
     assert link.read_text().strip() == digest
-    nothing_labelled_left(remote_engine)
+    nothing_labelled_left(tls_engine)
     built = next((ln for ln in proc.stdout.splitlines() if ln.startswith("built ")), "")
-    print(f"\n[{remote_engine.kind}] sample gate: remote {seconds:.1f}s "
-          f"(build stage {_stage_seconds(report, 'build'):.1f}s: {built}), local {local:.1f}s")
+    print(f"\n[{tls_engine.kind}] sample gate: remote {seconds:.1f}s "
+          f"(build stage {_stage_seconds(report, 'build'):.1f}s: {built})")
 
 
-def test_gate_passes_on_this_repo_remotely(remote_engine: RemoteEngine, imagegate_settings: Any,
+def test_gate_passes_on_this_repo_remotely(tcp_engine: RemoteEngine, imagegate_settings: Any,
                                            tmp_path: Path) -> None:
-    """This repository on the second engine: its own stack tests (``requests`` on
-    ``stack_url``) pass through the forward on 127.0.0.1 the gate makes through its probe."""
+    """This repository on the second engine over plain TCP: its own stack tests (``requests``
+    on ``stack_url``) pass through the forward on 127.0.0.1 the gate makes through its probe."""
     report = tmp_path / "repo"
-    proc, seconds = gate_on(remote_engine, imagegate_settings.project_dir, report)
+    proc, seconds = gate_on(tcp_engine, imagegate_settings.project_dir, report)
     stages = passed(proc, report)
     assert set(stages.values()) == {"passed"}, stages
     cases = junit_cases(report)
     own = {c: o for c, o in cases.items() if c.startswith("stack::") and "test_http" in c}
     assert own and set(own.values()) == {"passed"}, own
-    nothing_labelled_left(remote_engine)
-    print(f"\n[{remote_engine.kind}] this repo's gate: remote {seconds:.1f}s")
+    nothing_labelled_left(tcp_engine)
+    print(f"\n[{tcp_engine.kind}] this repo's gate: remote {seconds:.1f}s")
 
 
-def test_prune_on_a_remote_engine(remote_engine: RemoteEngine) -> None:
+@pytest.mark.parametrize("kind", ["tcp", "tls"])
+def test_prune_on_a_remote_engine(kind: str, request: pytest.FixtureRequest) -> None:
     """``imagegate prune`` with DOCKER_* alone removes a dead run's leftovers on that engine."""
+    remote_engine: RemoteEngine = request.getfixturevalue(f"{kind}_engine")
     finished = subprocess.Popen(["true"])
     finished.wait(timeout=30)
     session = f"igdead{random.getrandbits(24):06x}"
