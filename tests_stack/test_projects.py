@@ -76,16 +76,24 @@ def test_docker_init_project_passes_at_baseline(copy_project: Callable[[str], Pa
     assert leftovers() == []
 
 
-def test_docker_init_project_fails_hardened(copy_project: Callable[[str], Path]) -> None:
-    """The same project at `--profile hardened`: the hardening advice becomes errors, and the
-    gate stops after the first wave that shows them (the Dockerfile's text)."""
+def test_docker_init_project_fails_hardened(copy_project: Callable[[str], Path],
+                                            leftovers: Callable[[], list[str]]) -> None:
+    """The same project at `--profile hardened`: the hardening advice becomes errors in the
+    lint (the Dockerfile's text), and the red lint stops the gate. The build runs beside the
+    lint and the image and stack session starts once it is built: the red lint stops that
+    session (or it never starts), so both stages are skipped, none of their findings counts,
+    and nothing of the session is left on the engine."""
     project = copy_project("dockerinit")
     proc = gate(project, "--profile", "hardened", "--quiet")
     out = project / ".imagegate-out"
     assert proc.returncode == 1, proc.stdout[-4000:]
-    stages = {s["name"]: s["status"] for s in result(out)["stages"]}
-    # the build runs beside the lint; nothing after that wave does
-    assert stages["lint"] == "failed" and stages["image"] == stages["stack"] == "skipped", stages
+    stages = {s["name"]: s for s in result(out)["stages"]}
+    statuses = {name: s["status"] for name, s in stages.items()}
+    assert statuses["lint"] == "failed" and statuses["image"] == statuses["stack"] == "skipped", \
+        statuses
+    assert {stages[n]["message"] for n in ("image", "stack")} <= {"", "stopped: lint failed"}
+    assert not [f for f in result(out)["findings"] if f["stage"] in ("image", "stack")]
+    assert leftovers() == []
     errors = _ids(out, outcome="failed", severity="error")
     assert {"IG-LINT-HEALTHCHECK-MISSING", "IG-LINT-CMD-SHELL"} <= errors, errors
     assert "✗ error IG-LINT-HEALTHCHECK-MISSING" in proc.stdout

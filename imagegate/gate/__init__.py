@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -70,17 +71,25 @@ class Gate:
         self.settings_file = self.out_dir / "settings.json"
         #: The compose project as the gate reads it (None without a compose file).
         self.model: Any = None
+        #: Set when a red stage stops the stages still running beside it (see :meth:`run`).
+        self._stopped = threading.Event()
+        self._stop_reason = ""
+        self._running: set[subprocess.Popen[str]] = set()
+        self._lock = threading.Lock()
 
     # -- orchestration ------------------------------------------------------------------------
 
     def run(self) -> GateResult:
-        """Run the stages wave by wave; a red wave stops the gate. Reports are always written.
+        """Run the stages; a red stage stops the ones after it. Reports are always written.
 
-        Stages that need nothing of each other run side by side: the lint beside the bases and
-        the build (the lint reads only the Dockerfile), then the image and the stack (both need
+        Stages that need nothing of each other run side by side: the lint (it reads only the
+        Dockerfile) beside the bases, the build, and then the image and the stack (both need
         only the built image): with a compose file their generic checks are one pytest session
         sharing one stack, the project's own suites beside it; without one, the image alone.
-        Each stage still has its own status, time and findings.
+        The image and stack stages start as soon as the build is done, the lint still running:
+        a red lint stops them (their pytest runs are terminated, their findings dropped) and
+        they are reported skipped, as if they had waited. Each stage still has its own status,
+        time and findings.
         """
         started = time.monotonic()
         actions: dict[str, Callable[[StageResult], None]] = {
@@ -88,24 +97,40 @@ class Gate:
             "bases": self._bases, "build": self._build,
             "image": self._pytest_stage("image"), "stack": self._pytest_stage("stack"),
         }
-        waves: list[list[list[str]]] = [[["preflight"]], [["lint"], ["bases", "build"]],
-                                        [["image"], ["stack"]]]
         if self.options.push:
             actions["push"] = self._push
-            waves.append([["push"]])
         self.result.stages = [StageResult(name) for name in actions]
         by_name = {stage.name: stage for stage in self.result.stages}
+
+        def lint() -> bool:
+            ok = self._stage(by_name["lint"], actions["lint"])
+            if not ok:
+                self._stop_running("lint failed")
+            return ok
+
+        def build_and_judge() -> bool:
+            for name in ("bases", "build"):
+                if not self._stage(by_name[name], actions[name]):
+                    return False
+            if self._stopped.is_set():
+                return False
+            if self._one_session():
+                # one pytest session judges the image and the stack: one compose project
+                combined = self._pytest_stage("image", also=("stack",))
+                return self._stage(by_name["image"], combined, also=[by_name["stack"]])
+            return self._wave([[(by_name[name], actions[name])] for name in ("image", "stack")])
+
         try:
-            for wave in waves:
-                if wave == [["image"], ["stack"]] and self._one_session():
-                    # one pytest session judges the image and the stack: one compose project
-                    combined = self._pytest_stage("image", also=("stack",))
-                    ok = self._stage(by_name["image"], combined, also=[by_name["stack"]])
-                else:
-                    ok = self._wave([[(by_name[name], actions[name]) for name in lane]
-                                     for lane in wave])
-                if not ok:
-                    break
+            if self._stage(by_name["preflight"], actions["preflight"]):
+                with ThreadPoolExecutor(max_workers=2, thread_name_prefix="gate") as pool:
+                    lanes = [pool.submit(lint), pool.submit(build_and_judge)]
+                    try:
+                        ok = all([lane.result() for lane in lanes])
+                    except BaseException:  # Ctrl-C: the pytest runs clean up and end first
+                        self._stop_running("interrupted")
+                        raise
+                if ok and self.options.push:
+                    self._stage(by_name["push"], actions["push"])
         finally:
             self.result.seconds = time.monotonic() - started
             failed = [s for s in self.result.stages if s.status in ("failed", "error")]
@@ -174,6 +199,12 @@ class Gate:
         started = time.monotonic()
         try:
             action(stage)
+        except _Stopped:
+            for one in group:
+                one.seconds = time.monotonic() - started
+                one.message = f"stopped: {self._stop_reason}"
+                self._say(f"- {one.name} {one.message}", force=True)
+            return False  # still pending: reported skipped, as if it had not started
         except ImagegateError as exc:
             for one in group:
                 one.status = "error" if exc.exit_code == 2 else "failed"
@@ -181,6 +212,16 @@ class Gate:
         for one in group:
             one.seconds = time.monotonic() - started
         return all([self._judged(one) for one in group])
+
+    def _stop_running(self, reason: str) -> None:
+        """Stop the pytest runs still going beside a red stage (SIGTERM: the plugin cleans up);
+        a stage whose runs were stopped is not judged (:class:`_Stopped`)."""
+        with self._lock:
+            if not self._stopped.is_set():
+                self._stop_reason = reason
+                self._stopped.set()
+            for proc in self._running:
+                proc.terminate()
 
     def _judged(self, stage: StageResult) -> bool:
         """Settle a finished stage's status from its findings and say it; True when it passed."""
@@ -346,6 +387,8 @@ class Gate:
             # the generic checks and the project's own suites side by side (separate pytest runs)
             with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix=name) as pool:
                 done = list(pool.map(lambda run: one(*run), runs))
+            if self._stopped.is_set():
+                raise _Stopped  # a red stage beside this one: its findings do not count
             for (stages, label, _), (rc, tail, found) in zip(runs, done, strict=True):
                 for f in found:
                     by_name.get(f.stage, stage).findings.append(f)
@@ -371,6 +414,10 @@ class Gate:
         env = stage_env(generic=generic)
         proc = subprocess.Popen(cmd, cwd=self.settings.project_dir, stdout=subprocess.PIPE, env=env,
                                 stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+        with self._lock:
+            self._running.add(proc)
+            if self._stopped.is_set():
+                proc.terminate()
         deadline = time.monotonic() + timeout
         try:
             assert proc.stdout is not None
@@ -387,6 +434,9 @@ class Gate:
             proc.terminate()
             proc.wait(timeout=60)
             raise
+        finally:
+            with self._lock:
+                self._running.discard(proc)
 
     def _push(self, stage: StageResult) -> None:
         """Push the tested image (credentials, retries, digest pulled back: :mod:`.push`);
@@ -396,6 +446,10 @@ class Gate:
         pushed = push(self.cli, self.image_id, self.options.push, log=self._say)
         self.result.pushed = {"ref": pushed.ref, "digest": pushed.digest}
         self._say(f"pushed {pushed.pinned}", force=True)
+
+
+class _Stopped(Exception):
+    """A stage's pytest runs were stopped because a stage beside it went red."""
 
 
 def generic_args(*stages: str) -> list[str]:
