@@ -222,10 +222,10 @@ def prune() -> str:
     return proc.stdout
 
 
-def both_ready(*running: Gate) -> None:
+def all_ready(*running: Gate) -> None:
     """Wait until every gate holds in its stack stage (its stack up and answering)."""
     wait_until(lambda: all([g.ready() for g in running]), timeout=GATE_TIMEOUT, interval=0.5,
-               what="both gates holding in their stack stage",
+               what="every gate holding in its stack stage",
                describe=lambda: "; ".join(f"{g.name}: {g.output.strip()[-300:]!r}"
                                           for g in running))
 
@@ -248,83 +248,63 @@ def dockerinit(tmp_path: Path, python_slim_image: str, redis_alpine_image: str) 
     return project
 
 
-# -- two gates on one engine -----------------------------------------------------------------
+# -- gates side by side on one engine ---------------------------------------------------------
 
 
 @pytest.mark.prunes
-@pytest.mark.parametrize("pair", ["same-project", "two-projects"])
-def test_two_gates_share_the_engine(pair: str, request: pytest.FixtureRequest, gates: Gates,
-                                    docker_client: Any,
-                                    leftovers: Callable[[], list[str]]) -> None:
-    """Two gates at once both pass, with their own containers, networks and host ports; a prune
-    and the first gate's own cleanup, both while the second runs, leave the second's alone."""
+def test_gates_share_the_engine_and_a_killed_one_is_pruned(
+        sample: Path, dockerinit: Path, gates: Gates, docker_client: Any,
+        leftovers: Callable[[], list[str]], killed_on_purpose: Callable[[str], None]) -> None:
+    """Three gates at once, each holding its stack: two on the same project (the sample), one
+    on another (docker init's). Each has its own containers, networks and loopback host ports.
+    A prune while all three live removes nothing. SIGKILL to the third's whole process group
+    leaves its stack behind; the next prune removes it and leaves the live gates' alone. The
+    first gate's own cleanup, while the second still runs, leaves the second's alone; both pass.
+    (One test, three gates: it holds the prune lock, which stops every other stack test.)"""
     started = time.monotonic()
-    first = request.getfixturevalue("sample")
-    second = first if pair == "same-project" else request.getfixturevalue("dockerinit")
-    a, b = gates.start("a", first), gates.start("b", second)
-    both_ready(a, b)
-    print(f"\n[{pair}] both holding after {time.monotonic() - started:.1f}s")
+    a, b = gates.start("a", sample), gates.start("b", sample)
+    victim = gates.start("victim", dockerinit)
+    all_ready(a, b, victim)
+    print(f"\n[engines] three holding after {time.monotonic() - started:.1f}s")
 
-    prefix_a, prefix_b = a.held.split("-")[0], b.held.split("-")[0]
-    assert prefix_a != prefix_b
-    held_a, held_b = footprint(docker_client, a.held), footprint(docker_client, b.held)
-    for held in (held_a, held_b):
-        assert held.containers and held.networks and held.ports, held
-    assert not held_a.containers & held_b.containers, (held_a, held_b)
-    assert not held_a.networks & held_b.networks, (held_a, held_b)
-    assert not held_a.ports & held_b.ports, (held_a, held_b)
-    assert all(p.startswith("127.0.0.1:") for p in held_a.ports | held_b.ports)
-    assert a.url != b.url and a.url.startswith("http://127.0.0.1:"), (a.url, b.url)
-    for gate in (a, b):  # the stack URL the gate used answers from here too
+    prefix_a, prefix_b, prefix_v = (g.held.split("-")[0] for g in (a, b, victim))
+    assert len({prefix_a, prefix_b, prefix_v}) == 3
+    held = {g.name: footprint(docker_client, g.held) for g in (a, b, victim)}
+    for one in held.values():
+        assert one.containers and one.networks and one.ports, one
+    for x, y in (("a", "b"), ("a", "victim"), ("b", "victim")):  # same project, two projects
+        assert not held[x].containers & held[y].containers, (held[x], held[y])
+        assert not held[x].networks & held[y].networks, (held[x], held[y])
+        assert not held[x].ports & held[y].ports, (held[x], held[y])
+    assert all(p.startswith("127.0.0.1:") for one in held.values() for p in one.ports)
+    assert len({a.url, b.url, victim.url}) == 3 and a.url.startswith("http://127.0.0.1:")
+    for gate in (a, b, victim):  # the stack URL the gate used answers from here too
         assert get(gate.url + "/").status_code < 500
 
-    pruned = prune()  # both are live: nothing of theirs may go
-    assert footprint(docker_client, a.held) == held_a, pruned
-    assert footprint(docker_client, b.held) == held_b, pruned
+    pruned = prune()  # all three are live: nothing of theirs may go
+    for gate in (a, b, victim):
+        assert footprint(docker_client, gate.held) == held[gate.name], pruned
+
+    killed_on_purpose(prefix_v)
+    os.killpg(victim.proc.pid, signal.SIGKILL)
+    victim.wait(timeout=60)
+    left = footprint(docker_client, prefix_v)
+    assert left.containers and left.networks, f"the kill left nothing to prune: {left}"
+    pruned = prune()
+    assert f"session {victim.held}:" in pruned, pruned
+    assert footprint(docker_client, prefix_v).names == frozenset(), pruned
+    assert footprint(docker_client, a.held) == held["a"], pruned
+    assert footprint(docker_client, b.held) == held["b"], pruned
 
     a.release()
     passed(a)  # its cleanup ran while b still holds
     assert footprint(docker_client, prefix_a).names == frozenset()
-    assert footprint(docker_client, b.held) == held_b
-
+    assert footprint(docker_client, b.held) == held["b"]
     b.release()
     passed(b)
     assert footprint(docker_client, prefix_b).names == frozenset()
-    print(f"[{pair}] gate a {a.seconds:.1f}s, gate b {b.seconds:.1f}s, "
-          f"test {time.monotonic() - started:.1f}s")
-    assert leftovers() == []
-
-
-@pytest.mark.prunes
-def test_killed_gate_is_pruned_and_a_live_one_kept(sample: Path, dockerinit: Path,
-                                                   gates: Gates, docker_client: Any,
-                                                   leftovers: Callable[[], list[str]],
-                                                   killed_on_purpose: Callable[[str], None],
-                                                   ) -> None:
-    """SIGKILL to a gate's whole process group mid-stack leaves its stack behind; the next
-    ``imagegate prune`` removes it, and leaves a concurrent live gate's (which still passes)."""
-    started = time.monotonic()
-    victim, survivor = gates.start("victim", dockerinit), gates.start("survivor", sample)
-    both_ready(victim, survivor)
-    prefix = victim.held.split("-")[0]
-    kept = footprint(docker_client, survivor.held)
-
-    killed_on_purpose(prefix)
-    os.killpg(victim.proc.pid, signal.SIGKILL)
-    victim.wait(timeout=60)
-    left = footprint(docker_client, prefix)
-    assert left.containers and left.networks, f"the kill left nothing to prune: {left}"
-
-    pruned = prune()
-    assert f"session {victim.held}:" in pruned, pruned
-    assert footprint(docker_client, prefix).names == frozenset(), pruned
-    assert footprint(docker_client, survivor.held) == kept, pruned
-
-    survivor.release()
-    passed(survivor)
-    assert footprint(docker_client, survivor.held.split("-")[0]).names == frozenset()
-    print(f"\n[kill] left by the kill: {sorted(left.names)}; test "
-          f"{time.monotonic() - started:.1f}s")
+    print(f"[engines] left by the kill: {sorted(left.names)}; gate a {a.seconds:.1f}s, "
+          f"gate b {b.seconds:.1f}s, test {time.monotonic() - started:.1f}s")
     assert leftovers() == []
 
 
@@ -480,7 +460,7 @@ def test_gate_through_another_docker_host(alt_engine: tuple[SocketProxy, str, st
     gate = gates.start("alt", sample, "--push", ref, "--builder", "buildkit",
                        env={**env, "DOCKER_HOST": docker_host},
                        prefix=tuple(in_private_mount_ns(blocker, default)))
-    both_ready(gate)
+    all_ready(gate)
     assert gate.url.startswith(f"http://{expected_host}:"), gate.url
     gate.release()
     passed(gate)
