@@ -259,11 +259,11 @@ def cleanup_session(session: str, cli: Any | None = None,
     flt = {"label": [f"{SESSION_LABEL}={session}", *also]}
     removed = {"containers": 0, "networks": 0, "volumes": 0}
     for ctr in cli.containers.list(all=True, filters=flt, sparse=True):
-        removed["containers"] += _quietly(lambda c=ctr: c.remove(force=True, v=True))
+        removed["containers"] += quietly(lambda c=ctr: c.remove(force=True, v=True))
     for net in cli.networks.list(filters=flt):
-        removed["networks"] += _quietly(net.remove)
+        removed["networks"] += quietly(net.remove)
     for vol in cli.volumes.list(filters=flt):
-        removed["volumes"] += _quietly(lambda v=vol: v.remove(force=True))
+        removed["volumes"] += quietly(lambda v=vol: v.remove(force=True))
     return removed
 
 
@@ -303,7 +303,7 @@ def labelled_objects(session: str | None = None, cli: Any | None = None) -> list
     ]
 
 
-def _quietly(action: Any) -> int:
+def quietly(action: Any) -> int:
     """Run a removal; 1 if it worked, 0 if the object was already gone or busy."""
     try:
         action()

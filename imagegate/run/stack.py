@@ -474,6 +474,35 @@ def remove_leftovers(cli: Any, session: str, project: str) -> int:
     return sum(cleanup_session(session, cli, also=(f"{PROJECT_LABEL}={project}",)).values())
 
 
+def take_down(stack: Stack, probing: contextlib.ExitStack) -> None:
+    """Remove a gate's stack at once: its probe (``probing``) and every container of the project
+    side by side, killed and removed with their anonymous volumes (no stop grace: see
+    :data:`TEARDOWN_GRACE`), then its networks and volumes. Every one of them carries the
+    session and project labels (the label override), so this removes what ``down -v`` would,
+    in a fraction of its time (docker init's project: about 0.15 s for the probe and the
+    container together, against 0.1 s for the probe and then 0.4 s for ``down``). Tolerant of
+    objects already gone; ``down`` stays the net for anything left (:func:`running_stack`)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from imagegate.engine import SESSION_LABEL, quietly
+
+    flt = {"label": [f"{SESSION_LABEL}={stack.session}", f"{PROJECT_LABEL}={stack.project}"]}
+    containers = stack.cli.containers.list(all=True, filters=flt, sparse=True)
+    with ThreadPoolExecutor(max_workers=len(containers) + 1, thread_name_prefix="down") as pool:
+        probe_gone = pool.submit(probing.close)
+        for ctr in containers:
+            pool.submit(quietly, lambda c=ctr: c.remove(force=True, v=True))
+    probe_gone.result()
+    remove_leftovers(stack.cli, stack.session, stack.project)
+
+
+def _anything_left(cli: Any, project: str) -> bool:
+    """True when a container or network of compose project ``project`` is still there."""
+    flt = {"label": f"{PROJECT_LABEL}={project}"}
+    return bool(cli.containers.list(all=True, sparse=True, filters=flt)
+                or cli.networks.list(filters=flt))
+
+
 @contextlib.contextmanager
 def running_stack(
     compose_files: Sequence[str | os.PathLike[str]],
@@ -544,11 +573,15 @@ def running_stack(
                 try:
                     yield stack
                 finally:
-                    stack.probe = None  # the probe goes first: it holds the network
+                    stack.probe = None
+                    with contextlib.suppress(Exception):
+                        take_down(stack, probing)  # the probe and the containers side by side
         finally:
             # Runs on pass, fail and KeyboardInterrupt alike; each step tolerates the others.
+            # After take_down nothing is left; after a failed up, what up made.
             with contextlib.suppress(Exception):
-                stack.down(timeout=TEARDOWN_GRACE)  # not a shutdown test: see TEARDOWN_GRACE
+                if _anything_left(stack.cli, project):
+                    stack.down(timeout=TEARDOWN_GRACE)  # not a shutdown test: see TEARDOWN_GRACE
             with contextlib.suppress(Exception):
                 remove_leftovers(stack.cli, session, project)
     finally:
