@@ -636,7 +636,7 @@ def alone(cli: Any, image: str, session: str, settings: Settings,
 
 #: How often the gate's app container probes the image's HEALTHCHECK (its own command,
 #: timeout, retries and start period): compose.GATE_HEALTH_INTERVAL_S, in nanoseconds.
-HEALTH_INTERVAL_NS = GATE_HEALTH_INTERVAL_S * 1_000_000_000
+HEALTH_INTERVAL_NS = int(GATE_HEALTH_INTERVAL_S * 1_000_000_000)
 
 
 def fast_healthcheck(image_attrs: Mapping[str, Any]) -> dict[str, Any]:

@@ -373,7 +373,9 @@ class Stack:
 
     def container(self, service: str) -> Any:
         """The docker SDK container of ``service`` (the first replica), freshly loaded."""
-        found = self.cli.containers.list(all=True, filters={"label": [
+        # ignore_removed: a container listed but gone before its inspect (compose replacing
+        # it; the engine's list can also show one still being created) is not an error
+        found = self.cli.containers.list(all=True, ignore_removed=True, filters={"label": [
             f"{PROJECT_LABEL}={self.project}", f"{SERVICE_LABEL}={service}"]})
         if not found:
             raise StackNotHealthy(f"project {self.project} has no container for {service!r}")
@@ -482,17 +484,26 @@ def _up_with_probe(stack: Stack, service: str, probing: contextlib.ExitStack,
     up_ended = threading.Event()
 
     def created() -> Any:
+        import docker.errors
+
         while True:
             try:
                 return stack.container(service)
-            except StackNotHealthy:
+            except (StackNotHealthy, docker.errors.NotFound):
                 if up_ended.is_set():
                     raise
                 up_ended.wait(0.1)
 
     def start_probe() -> Probe:
-        created()
-        return probing.enter_context(_probe_for(stack, service))
+        import docker.errors
+
+        while True:
+            created()
+            try:
+                return probing.enter_context(_probe_for(stack, service))
+            except docker.errors.NotFound:  # the container just listed is gone: look again
+                if up_ended.is_set():
+                    raise
 
     with ThreadPoolExecutor(1, thread_name_prefix="probe") as pool:
         early = pool.submit(start_probe)
