@@ -75,6 +75,47 @@ def test_docker_init_project_passes_at_baseline(copy_project: Callable[[str], Pa
     assert leftovers() == []
 
 
+#: An image suite of docker init's project's own (written by the test below): it records which
+#: container it judged, and looks inside it through testinfra's ``host``.
+OWN_IMAGE_SUITE = """\
+import os
+import pathlib
+
+
+def test_the_web_container(app_container, host):
+    pathlib.Path(os.environ["IG_TEST_SEEN"]).write_text(app_container.container.name)
+    assert host.file("/app/flaskr").is_directory
+"""
+
+
+def test_project_image_suite_judges_the_gates_stack(copy_project: Callable[[str], Path],
+                                                    docker_client: Any, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    leftovers: Callable[[], list[str]]) -> None:
+    """docker init's project with an image suite of its own: the gate still starts the web
+    service once, and the project's image tests judge that very container (the one the generic
+    run checks judged), not one of their own beside it."""
+    project = copy_project("dockerinit")
+    (project / "tests_image").mkdir()
+    (project / "tests_image" / "test_own.py").write_text(OWN_IMAGE_SUITE)
+    (project / "pyproject.toml").write_text('[tool.imagegate]\nimage_tests = ["tests_image"]\n')
+    seen = tmp_path / "seen"
+    monkeypatch.setenv("IG_TEST_SEEN", str(seen))  # (IMAGEGATE_* would not reach the stages)
+    with ContainerStarts(docker_client) as starts:
+        proc = gate(project)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    out = project / ".imagegate-out"
+    own = [f for f in findings(out) if f["check_id"] == "IG-PROJECT-TEST" and f["stage"] == "image"]
+    assert own and all(f["ok"] for f in own), own
+    prefix = re.search(r"imagegate session: (ig[0-9a-f]+)-", proc.stdout)
+    assert prefix, proc.stdout[-2000:]
+    web = starts.of(prefix.group(1), "server")
+    assert len(web) == 1, ("the web service started in compose projects "
+                           f"{[a['com.docker.compose.project'] for a in web]}")
+    assert seen.read_text() == web[0]["name"]
+    assert leftovers() == []
+
+
 def test_docker_init_project_fails_hardened(copy_project: Callable[[str], Path],
                                             leftovers: Callable[[], list[str]]) -> None:
     """The same project at `--profile hardened`: the hardening advice becomes errors in the

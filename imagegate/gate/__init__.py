@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +71,8 @@ class Gate:
         self.settings_file = self.out_dir / "settings.json"
         #: The compose project as the gate reads it (None without a compose file).
         self.model: Any = None
+        #: The other services compose builds, built by the build stage ({service: result}).
+        self.built_services: dict[str, Any] = {}
         #: Set when a red stage stops the stages still running beside it (see :meth:`run`).
         self._stopped = threading.Event()
         self._stop_reason = ""
@@ -301,6 +303,7 @@ class Gate:
         except BuildFailed as exc:
             self._add(stage, built(exc, where))
             raise
+        self.built_services = services
         for svc, result in services.items():
             self._add(stage, built(result, f"{self.model.files[0].name}:service {svc}", svc))
         self._record_image()
@@ -384,9 +387,16 @@ class Gate:
                                         prefix=f"{tag}/{label}")
                 return rc, tail, _read_findings(findings_file)
 
-            # the generic checks and the project's own suites side by side (separate pytest runs)
-            with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix=name) as pool:
-                done = list(pool.map(lambda run: one(*run), runs))
+            with contextlib.ExitStack() as shared:
+                if {"image", "stack"} <= set(names):
+                    # one stack for the generic checks and the project's image suite
+                    where = shared.enter_context(self._shared_stack())
+                    for run in runs:
+                        if run[1] == "generic" or run[0] == "image":
+                            run[2].extend(["--imagegate-attach", str(where)])
+                # the generic checks and the project's own suites side by side (pytest runs)
+                with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix=name) as pool:
+                    done = list(pool.map(lambda run: one(*run), runs))
             if self._stopped.is_set():
                 raise _Stopped  # a red stage beside this one: its findings do not count
             for (stages, label, _), (rc, tail, found) in zip(runs, done, strict=True):
@@ -402,6 +412,36 @@ class Gate:
                                           f"{tail[-1] if tail else ''}")
                         target.detail = "\n".join(tail)
         return action
+
+    @contextlib.contextmanager
+    def _shared_stack(self) -> Iterator[Path]:
+        """The project's stack for the image and stack stages, brought up once by the gate
+        beside the pytest runs that judge it, and taken down after them (pass, fail, Ctrl-C):
+        yields the private directory that describes it (``--imagegate-attach``; see
+        :func:`imagegate.pytest_plugin.stack.gate_stack`). The project's stack suite is not
+        given it: its tests may stop, restart or fill what they use, so it has its own."""
+        import shutil
+        import tempfile
+
+        from imagegate.pytest_plugin.stack import ATTACH_ENV, gate_stack, write_private
+
+        where = Path(tempfile.mkdtemp(prefix="imagegate-attach-"))  # 0700: secrets inside
+        built = {svc: result.image_id for svc, result in self.built_services.items()}
+        try:
+            with contextlib.ExitStack() as up:
+                write_private(
+                    where / ATTACH_ENV,
+                    settings_mod.materialize_env(self.settings.run_env))
+                with ThreadPoolExecutor(1, thread_name_prefix="stack") as pool:
+                    coming = pool.submit(up.enter_context, gate_stack(
+                        self.cli, self.settings, f"{self.session}-image-stack-shared",
+                        self.image_id, built, where))
+                    try:
+                        yield where
+                    finally:
+                        coming.result()  # up ends by its own timeouts; then it goes down
+        finally:
+            shutil.rmtree(where, ignore_errors=True)
 
     def _stream(self, cmd: list[str], timeout: float, *, generic: bool,
                 prefix: str = "") -> tuple[int, list[str]]:

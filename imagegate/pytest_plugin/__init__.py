@@ -30,6 +30,7 @@ from imagegate.engine import cleanup_session, ensure_engine, new_session_id
 from imagegate.errors import ImagegateError
 from imagegate.model.compose import GATE_HEALTH_INTERVAL_S
 from imagegate.pytest_plugin.stack import (  # noqa: F401  (fixtures: every project gets them)
+    attached,
     compose_model,
     service_images,
     stack,
@@ -181,6 +182,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--imagegate-stage", metavar="NAME", help="the gate stage this run is")
     group.addoption("--imagegate-skip-generic", action="store_true",
                     help="deselect imagegate's generic checks (the gate runs them on their own)")
+    group.addoption("--imagegate-attach", metavar="DIR",
+                    help="judge the stack `imagegate gate` brought up (described in DIR) "
+                         "instead of bringing one up")
     settings_mod.add_flags(group.addoption, "--imagegate-", "imagegate_")
 
 
@@ -490,8 +494,13 @@ def docker_client(pytestconfig: pytest.Config, imagegate_session: str) -> Iterat
 
 
 @pytest.fixture(scope="session")
-def run_env(imagegate_settings: Settings) -> dict[str, str]:
-    """Environment for containers this session runs (``@random`` values become fresh secrets)."""
+def run_env(pytestconfig: pytest.Config, imagegate_settings: Settings) -> dict[str, str]:
+    """Environment for containers this session runs (``@random`` values become fresh secrets;
+    judging the gate's stack, ``--imagegate-attach``: the values that stack runs with)."""
+    from imagegate.pytest_plugin.stack import ATTACH_ENV, attach_file, attached
+
+    if attached(pytestconfig) is not None:
+        return {str(k): str(v) for k, v in attach_file(pytestconfig, ATTACH_ENV, 60).items()}
     return settings_mod.materialize_env(imagegate_settings.run_env)
 
 
@@ -559,7 +568,8 @@ def app_start(request: pytest.FixtureRequest, docker_client: Any, app_image: str
         pool = exits.enter_context(ThreadPoolExecutor(1, thread_name_prefix="ready"))
         started: Any
         try:
-            if s.compose_file and s.web_service and shares_stack(request.config):
+            if s.compose_file and s.web_service and (shares_stack(request.config)
+                                                     or attached(request.config) is not None):
                 from imagegate.pytest_plugin.stack import web_container
 
                 attempt = request.getfixturevalue("stack_attempt")

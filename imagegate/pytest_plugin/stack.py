@@ -13,6 +13,7 @@ developer's running stack or a second gate never collides. The ``${APP_IMAGE}`` 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -159,14 +160,18 @@ class StackAttempt:
 
 
 @pytest.fixture(scope="session")
-def stack_attempt(docker_client: Any, imagegate_settings: Settings, imagegate_session: str,
-                  stack_files: list[Path], stack_env: dict[str, str], compose_model: Any,
-                  app_image: str, service_images: dict[str, str],
+def stack_attempt(pytestconfig: pytest.Config, docker_client: Any, imagegate_settings: Settings,
+                  imagegate_session: str, stack_files: list[Path], stack_env: dict[str, str],
+                  compose_model: Any, app_image: str, service_images: dict[str, str],
                   stack_env_file: Path | None) -> Iterator[StackAttempt]:
     """Bring the session's stack up (``<session>-main-<x>``) and keep it up for the session; a stack
     that does not get healthy (or whose web service dies, or never answers HTTP through the
-    gate's probe on its network) is recorded (and taken down), not raised."""
+    gate's probe on its network) is recorded (and taken down), not raised. Under the gate
+    (``--imagegate-attach``): the gate's one stack, which the gate brings up and down."""
     s = imagegate_settings
+    if attached(pytestconfig) is not None:
+        yield from attach_stack(pytestconfig, docker_client, s, compose_model)
+        return
     with contextlib.ExitStack() as exits:
         try:
             overrides = gate_overrides(s, compose_model, app_image, service_images)
@@ -303,3 +308,117 @@ def web_container(running: Stack, settings: Settings, model: Any) -> Any:
             url = running.url(web, "", container_port=port)
     return RunningContainer(running.container(web), url, port,
                             probe_get=lambda path: running.http(web, path, container_port=port))
+
+
+# -- the gate's one stack, shared by its pytest runs (``--imagegate-attach``) -----------------
+
+#: In the directory ``--imagegate-attach`` names: the container environment the gate's stack
+#: runs with (``@random`` already drawn), written before the runs start, and the stack itself
+#: (or why it did not come up), written once it is up. Private (0700 directory, 0600 files):
+#: both hold secrets.
+ATTACH_ENV, ATTACH_STACK = "run_env.json", "stack.json"
+
+
+def write_private(path: Path, data: Mapping[str, Any]) -> None:
+    """``data`` as JSON at ``path``, readable by this user only, never seen half written."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(data, out)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def gate_stack(cli: Any, settings: Settings, session: str, image: str,
+               built: Mapping[str, str], where: Path) -> Iterator[None]:
+    """Bring up the project's stack once for the gate's image and stack stages and describe it in
+    ``where`` (:data:`ATTACH_STACK`) for the pytest runs that judge it: the generic checks and
+    the project's own image suite (``--imagegate-attach``), so the web service starts once,
+    as compose runs it. ``where`` must already hold :data:`ATTACH_ENV`. A stack that does not
+    come up is described with its error (IG-STACK-HEALTHY and IG-RUN-HEALTHY report it), never
+    raised; the stack goes down when the block is left, however it is left."""
+    from imagegate.build.pipeline import redis_image
+    from imagegate.config.project import gate_interpolation
+    from imagegate.model.compose import Model
+
+    described: dict[str, Any] = {"ok": False, "message": "the gate's stack did not start",
+                                 "detail": ""}
+    try:
+        with contextlib.ExitStack() as exits:
+            run_env = json.loads((where / ATTACH_ENV).read_text())
+            files = [settings.path(settings.compose_file)]
+            try:
+                found = gate_interpolation(settings.project_dir, files,
+                                           {**run_env, "REDIS_IMAGE": redis_image()},
+                                           settings.image_var, image)
+                env, env_file = dict(found.env), found.env_file
+                model = Model.load(files, project_dir=settings.project_dir, env=env,
+                                   env_file=env_file)
+                running = exits.enter_context(_start(
+                    settings, session, files, env, f"{session}-main-{uuid.uuid4().hex[:6]}",
+                    project_dir=settings.project_dir,
+                    overrides=gate_overrides(settings, model, image, built), model=model,
+                    env_file=env_file, serve=serving(settings)))
+            except ImagegateError as exc:
+                described = {"ok": False, "message": exc.message, "detail": exc.detail}
+            else:
+                probe = running.probe
+                described = {
+                    "ok": True, "files": [str(f) for f in running.files],
+                    "project": running.project, "project_dir": str(running.project_dir),
+                    "env": running.env, "env_file": str(running.env_file),
+                    "session": running.session, "default_port": running.default_port,
+                    "published_host": running.published_host,
+                    "probe": None if probe is None else {
+                        "container": probe.container.id, "interpreter": probe.interpreter,
+                        "network": probe.network}}
+            write_private(where / ATTACH_STACK, described)
+            yield
+    finally:
+        if not (where / ATTACH_STACK).exists():  # never leave the runs waiting for it
+            with contextlib.suppress(OSError):
+                write_private(where / ATTACH_STACK, described)
+
+
+def attached(config: pytest.Config) -> Path | None:
+    """The directory of the gate's shared stack this run judges (``--imagegate-attach``)."""
+    given = config.getoption("imagegate_attach", default=None)
+    return Path(given) if given else None
+
+
+def attach_file(config: pytest.Config, name: str, timeout: float) -> dict[str, Any]:
+    """File ``name`` of the attached stack's directory, once the gate has written it."""
+    from imagegate.proc import wait_until
+
+    where = attached(config)
+    assert where is not None
+    path = where / name
+    wait_until(path.exists, timeout=timeout, interval=0.05,
+               what=f"the gate's stack description {path}")
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def attach_stack(config: pytest.Config, cli: Any, settings: Settings,
+                 model: Any) -> Iterator[StackAttempt]:
+    """The gate's shared stack as this run's :class:`StackAttempt` (waiting until it is up):
+    the same compose project (files, environment, probe container), never taken down here."""
+    from imagegate.run.probe import Probe
+
+    data = attach_file(config, ATTACH_STACK, timeout=settings.wait_timeout + 300)
+    if not data["ok"]:
+        yield StackAttempt(None, data["message"], data["detail"])
+        return
+    stack = Stack(tuple(Path(f) for f in data["files"]), data["project"],
+                  Path(data["project_dir"]), dict(data["env"]), Path(data["env_file"]),
+                  data["session"], default_port=int(data["default_port"]),
+                  published_host=data["published_host"], model=model)
+    probe = data["probe"]
+    if probe is not None:
+        stack.probe = Probe(cli.containers.get(probe["container"]), probe["interpreter"],
+                            probe["network"])
+    try:
+        yield StackAttempt(stack)
+    finally:
+        if stack.probe is not None:
+            stack.probe.close()  # this run's request loop; the container is the gate's
