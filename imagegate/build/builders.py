@@ -618,16 +618,22 @@ def docker_clis(path_env: str | None = None) -> tuple[str, ...]:
 
 
 def probe_cli(path: str, runner: Callable[..., subprocess.CompletedProcess[str]] = run) -> CliProbe:
-    """Ask one docker CLI its client version and whether ``docker buildx version`` works."""
-    version = ""
-    try:
-        out = runner([path, "--version"], timeout=15, check=False)
-        found = re.search(r"version ([^\s,]+)", out.stdout)
-        version = found.group(1) if found and out.returncode == 0 else ""
-        buildx = runner([path, "buildx", "version"], timeout=15, check=False).returncode == 0
-    except ImagegateError:  # timed out or vanished
-        buildx = False
-    return CliProbe(path, version, buildx)
+    """Ask one docker CLI its client version and whether ``docker buildx version`` works (both
+    questions at once: each is a CLI start, on every gate's way to its build)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def ask(*args: str) -> subprocess.CompletedProcess[str] | None:
+        try:
+            return runner([path, *args], timeout=15, check=False)
+        except ImagegateError:  # timed out or vanished
+            return None
+
+    with ThreadPoolExecutor(2, thread_name_prefix="cli") as pool:
+        asked = pool.submit(ask, "--version"), pool.submit(ask, "buildx", "version")
+        out, plugin = (future.result() for future in asked)
+    found = re.search(r"version ([^\s,]+)", out.stdout) if out is not None else None
+    version = found.group(1) if found and out is not None and out.returncode == 0 else ""
+    return CliProbe(path, version, plugin is not None and plugin.returncode == 0)
 
 
 @functools.cache
@@ -651,7 +657,11 @@ def select_builder(setting: str, cli: Any, *, probes: Sequence[CliProbe] | None 
     if setting == "classic" or (setting == "auto" and podman(cli)):
         return ClassicBuilder(cli)
     if probes is None:
-        probes = [_probe_cached(path) for path in docker_clis()]
+        from concurrent.futures import ThreadPoolExecutor
+
+        clis = docker_clis()
+        with ThreadPoolExecutor(max(1, len(clis)), thread_name_prefix="clis") as pool:
+            probes = list(pool.map(_probe_cached, clis))  # every CLI at once, in PATH order
     chosen = choose(probes)
     if chosen is not None:
         return BuildKitBuilder(chosen.path, chosen.buildx)
