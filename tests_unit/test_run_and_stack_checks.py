@@ -194,3 +194,43 @@ def test_IG_STACK_HTTP() -> None:
     assert stack.http_answer(said, at, TimeoutError("no answer in 30s")).message == (
         f"{said}: no HTTP answer (no answer in 30s)")
     assert stack.http_answer(said, at, Answer(404)).ok
+
+
+def test_read_ahead_answers_the_run_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What was read ahead (side by side, before the checks ask) is what the checks judge: the
+    readers are not called again; a fact not read ahead is read when asked."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from imagegate.checks.running import pip_check, read_ahead, user_nonroot
+
+    calls: list[str] = []
+
+    def reader(name: str, value: Any) -> Callable[..., Any]:
+        def read(container: Any, *args: Any) -> Any:
+            calls.append(name)
+            return value
+        read.__name__ = name
+        return read
+
+    monkeypatch.setattr(runtime, "exec_uid", reader("exec_uid", 0))
+    monkeypatch.setattr(runtime, "pip_check", reader("pip_check", (False, "x 1 requires y")))
+    for name in ("process_uids", "listening_sockets", "pip_importable", "writable_paths"):
+        monkeypatch.setattr(runtime, name, reader(name, runtime.Skip("not asked")))
+    monkeypatch.setattr("imagegate.checks.flask.app_facts", reader("app_facts", None))
+    ready = Ready(attrs={"Config": {"WorkingDir": "/app"}})
+    with ThreadPoolExecutor(2) as pool:
+        ahead = read_ahead(ready.container, INTERPRETER, pool)
+        for future in ahead.values():
+            future.result()
+    assert sorted(calls) == sorted(["exec_uid", "process_uids", "listening_sockets",
+                                    "pip_importable", "pip_check", "app_facts", "writable_paths"])
+    facts = Running(ready, Settings(web_port=8000), {"app_interpreter": INTERPRETER}.__getitem__,
+                    ahead)
+    calls.clear()
+    assert [f.ok for f in findings("IG-RUN-USER-NONROOT", user_nonroot(facts))] == [False]
+    assert [f.message for f in findings("IG-RUN-PIP-CHECK", pip_check(facts))] == [
+        f"pip check with {INTERPRETER}: x 1 requires y"]
+    assert calls == []
+    no_ahead = Running(ready, Settings(web_port=8000), {"app_interpreter": INTERPRETER}.__getitem__)
+    user_nonroot(no_ahead)
+    assert calls == ["exec_uid"]

@@ -6,7 +6,8 @@ reasons (a :class:`~imagegate.facts.runtime.Skip` becomes a skipped finding), ne
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, Future
 from typing import Any
 
 from imagegate.checks.catalogue import check, family
@@ -23,10 +24,18 @@ class Running:
     it on demand by ``need(name)``: ``app_interpreter`` (the server's Python), ``image_facts``
     — in the pytest plugin, its fixtures of those names (which skip when they cannot be had)."""
 
-    def __init__(self, ready: Any, settings: Any, need: Callable[[str], Any]) -> None:
+    def __init__(self, ready: Any, settings: Any, need: Callable[[str], Any],
+                 read_ahead: Mapping[tuple[Any, ...], Future[Any]] | None = None) -> None:
         self.ready = ready
         self.settings = settings
         self._need = need
+        self._ahead = read_ahead or {}
+
+    def fact(self, read: Callable[..., Any], *args: Any) -> Any:
+        """``read(container, *args)`` (a :mod:`~imagegate.facts.runtime` reader): its answer
+        read ahead, side by side with the others (:func:`read_ahead`), when it was."""
+        ahead = self._ahead.get((read.__name__, *args))
+        return ahead.result() if ahead is not None else read(self.container, *args)
 
     @property
     def container(self) -> Any:
@@ -42,6 +51,26 @@ class Running:
     def image_facts(self) -> Any:
         """The image's :class:`~imagegate.facts.policy.ImageFacts`."""
         return self._need("image_facts")
+
+
+def read_ahead(container: Any, interpreter: str | None,
+               pool: Executor) -> dict[tuple[Any, ...], Future[Any]]:
+    """Start reading, side by side in ``pool``, what the run checks ask of ``container`` (one
+    exec or engine call each: its uid, processes, sockets, and with the server's
+    ``interpreter``, whether pip imports, ``pip check``, what is writable under WORKDIR) and
+    the Flask app the Flask checks load in it: ``{(reader name, *args): future}`` for
+    :meth:`Running.fact`. Taken one after another they were most of a gate's run-check time."""
+    from imagegate.checks.flask import app_facts
+
+    workdir = container.attrs["Config"].get("WorkingDir") or ""
+    reads: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
+        (runtime.exec_uid, ()), (runtime.process_uids, ()), (runtime.listening_sockets, ())]
+    if interpreter:
+        reads += [(runtime.pip_importable, (interpreter,)), (runtime.pip_check, (interpreter,)),
+                  (app_facts, (interpreter,))]
+        if workdir and workdir != "/":
+            reads.append((runtime.writable_paths, (workdir, interpreter)))
+    return {(read.__name__, *args): pool.submit(read, container, *args) for read, args in reads}
 
 
 def findings(check_id: str, result: Any) -> list[Finding]:
@@ -73,7 +102,7 @@ def healthy(ready: Any, start: Any) -> Finding:
        facts="container")
 def user_nonroot(run: Running) -> Finding | runtime.Skip:
     """`docker exec` (and the server) runs as a non-root uid."""
-    uid = runtime.exec_uid(run.container)
+    uid = run.fact(runtime.exec_uid)
     if isinstance(uid, runtime.Skip):
         return uid
     return Finding("IG-RUN-USER-NONROOT", uid != 0,
@@ -85,7 +114,7 @@ def user_nonroot(run: Running) -> Finding | runtime.Skip:
        evidence="runtime", baseline="error", category="security", facts="container")
 def procs_nonroot(run: Running) -> Finding | runtime.Skip:
     """No process in the container (server master, workers) is root."""
-    procs = runtime.process_uids(run.container)
+    procs = run.fact(runtime.process_uids)
     if isinstance(procs, runtime.Skip):
         return procs
     if not procs:
@@ -103,7 +132,7 @@ def procs_nonroot(run: Running) -> Finding | runtime.Skip:
 def port_listening(run: Running) -> Finding | runtime.Skip:
     """The web port listens on every interface in the container."""
     port = run.settings.web_port
-    sockets = runtime.listening_sockets(run.container)
+    sockets = run.fact(runtime.listening_sockets)
     if isinstance(sockets, runtime.Skip):
         return sockets
     on_port = [s for s in sockets if s.port == port]
@@ -146,7 +175,7 @@ def app_not_writable(run: Running) -> Finding | runtime.Skip:
     workdir = run.container.attrs["Config"].get("WorkingDir") or ""
     if not workdir or workdir == "/":
         return runtime.Skip("no WORKDIR: no app directory to check")
-    writable = runtime.writable_paths(run.container, workdir, run.interpreter)
+    writable = run.fact(runtime.writable_paths, workdir, run.interpreter)
     if isinstance(writable, runtime.Skip):
         return writable
     if writable:
@@ -163,7 +192,7 @@ def no_pip_module(run: Running) -> Finding | runtime.Skip:
     """The server's interpreter cannot import pip."""
     from imagegate.facts.policy import pip_in_image
 
-    importable = runtime.pip_importable(run.container, run.interpreter)
+    importable = run.fact(runtime.pip_importable, run.interpreter)
     if isinstance(importable, runtime.Skip):
         return importable
     if importable:
@@ -177,7 +206,7 @@ def no_pip_module(run: Running) -> Finding | runtime.Skip:
        facts="container")
 def pip_check(run: Running) -> Finding | runtime.Skip:
     """`pip check` is clean for the server's interpreter (pip copied in)."""
-    result = runtime.pip_check(run.container, run.interpreter)
+    result = run.fact(runtime.pip_check, run.interpreter)
     if isinstance(result, runtime.Skip):
         return result
     ok, output = result

@@ -702,13 +702,32 @@ def app_interpreter(ready_container: Any) -> str:
 
 
 @pytest.fixture(scope="session")
-def flask_app(ready_container: Any, app_interpreter: str) -> Any:
+def run_facts_ahead(ready_container: Any) -> Iterator[dict[tuple[Any, ...], Any]]:
+    """What the run and Flask checks ask of the ready web container, read side by side
+    (:func:`imagegate.checks.running.read_ahead`) from the first check that asks."""
+    from imagegate.checks.running import read_ahead
+    from imagegate.facts import runtime
+
+    interpreter = runtime.server_interpreter(ready_container.container)
+    with ThreadPoolExecutor(4, thread_name_prefix="facts") as pool:
+        ahead = read_ahead(ready_container.container,
+                           None if isinstance(interpreter, runtime.Skip) else str(interpreter),
+                           pool)
+        yield ahead
+        for future in ahead.values():
+            future.cancel()
+
+
+@pytest.fixture(scope="session")
+def flask_app(request: pytest.FixtureRequest, ready_container: Any, app_interpreter: str) -> Any:
     """The Flask app of the running web container, loaded inside it the way its server loads
     it (:func:`imagegate.checks.flask.app_facts`): an ``AppFacts`` whose ``why`` says why not,
     when it could not be found or loaded. The key never leaves the container."""
     from imagegate.checks.flask import app_facts
+    from imagegate.checks.running import Running
 
-    return app_facts(ready_container.container, app_interpreter)
+    return Running(ready_container, None, request.getfixturevalue,
+                   request.getfixturevalue("run_facts_ahead")).fact(app_facts, app_interpreter)
 
 
 @pytest.fixture(scope="session")

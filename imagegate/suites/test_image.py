@@ -59,7 +59,8 @@ class TestRunningContainer:
     def test_running(self, check_id: str, ready_container: Any, imagegate_settings: Any,
                      request: pytest.FixtureRequest, imagegate_record: Record) -> None:
         """The run check ``check_id`` holds for the ready container."""
-        facts = Running(ready_container, imagegate_settings, request.getfixturevalue)
+        facts = Running(ready_container, imagegate_settings, request.getfixturevalue,
+                        request.getfixturevalue("run_facts_ahead"))
         imagegate_record(findings(check_id, RUNNING_CHECKS[check_id](facts)))
 
 
