@@ -79,12 +79,21 @@ def test_docker_init_project_passes_at_baseline(copy_project: Callable[[str], Pa
 #: container it judged, and looks inside it through testinfra's ``host``.
 OWN_IMAGE_SUITE = """\
 import os
-import pathlib
+
+
+def seen(line):
+    with open(os.environ["IG_TEST_SEEN"], "a") as out:
+        out.write(line + "\\n")
 
 
 def test_the_web_container(app_container, host):
-    pathlib.Path(os.environ["IG_TEST_SEEN"]).write_text(app_container.container.name)
+    seen(app_container.container.name)
     assert host.file("/app/flaskr").is_directory
+
+
+def test_the_image_alone(image_facts):
+    seen("image alone")
+    assert image_facts.config.get("WorkingDir") == "/app"
 """
 
 
@@ -94,7 +103,8 @@ def test_project_image_suite_judges_the_gates_stack(copy_project: Callable[[str]
                                                     leftovers: Callable[[], list[str]]) -> None:
     """docker init's project with an image suite of its own: the gate still starts the web
     service once, and the project's image tests judge that very container (the one the generic
-    run checks judged), not one of their own beside it."""
+    run checks judged), not one of their own beside it. The test that needs no container ran
+    first (while the gate brought the stack up), though it comes second in its file."""
     project = copy_project("dockerinit")
     (project / "tests_image").mkdir()
     (project / "tests_image" / "test_own.py").write_text(OWN_IMAGE_SUITE)
@@ -112,7 +122,7 @@ def test_project_image_suite_judges_the_gates_stack(copy_project: Callable[[str]
     web = starts.of(prefix.group(1), "server")
     assert len(web) == 1, ("the web service started in compose projects "
                            f"{[a['com.docker.compose.project'] for a in web]}")
-    assert seen.read_text() == web[0]["name"]
+    assert seen.read_text().splitlines() == ["image alone", web[0]["name"]]
     assert leftovers() == []
 
 

@@ -275,6 +275,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if deselected:
             config.hook.pytest_deselected(items=deselected)
             items[:] = keep
+    if attached(config) is not None:
+        # the gate's stack comes up beside this run: what needs no running container goes
+        # first, while it does (otherwise in the order given)
+        items.sort(key=_needs_the_stack)
     checks = [(item, _check_id(item)) for item in items]
     if not any(check_id for _, check_id in checks):
         return
@@ -289,6 +293,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         why = judge.suppression(check_id, where) if check_id else ""
         if why and not check_id.startswith(("DL", "SC")):
             item.add_marker(pytest.mark.skip(reason=f"{check_id} {why}"))
+
+
+#: Fixtures that give (or wait for) the running web container or the stack; ``host`` asks for
+#: ``app_host`` only when called, so it is named here too.
+STACK_FIXTURES = frozenset({"app_start", "app_ready", "app_container", "ready_container",
+                            "app_host", "host", "app_interpreter", "flask_app", "run_facts_ahead",
+                            "stack_attempt", "stack", "stack_up", "stack_url", "app_sockets",
+                            "app_processes"})
+
+
+def _needs_the_stack(item: pytest.Item) -> bool:
+    """True when the test uses the running web container or the stack (by its fixtures)."""
+    return bool(STACK_FIXTURES & set(getattr(item, "fixturenames", ())))
 
 
 def _failure_text(call: pytest.CallInfo[None], report: pytest.TestReport) -> str:
@@ -535,11 +552,15 @@ def image_facts(request: pytest.FixtureRequest, docker_client: Any, app_image: s
     """Metadata and the flattened layer view of the image (policy checks read these).
 
     When the session also runs the image's container, the layers are read while it starts
-    (and, sharing the stack, while the stack comes up): neither waits for the other.
+    (and, sharing the stack, while the stack comes up): neither waits for the other. Judging
+    the gate's stack (``--imagegate-attach``), the checks that need no container run first,
+    while the gate brings the stack up: the layers are read then.
     """
     from imagegate.facts.policy import ImageFacts
 
-    if not any("app_start" in getattr(item, "fixturenames", ()) for item in request.session.items):
+    if attached(request.config) is not None or not any(
+            "app_start" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        # (judging the gate's stack, which comes up beside this run: nothing to wait for)
         return ImageFacts.load(docker_client, app_image)
     with ThreadPoolExecutor(1, thread_name_prefix="layers") as pool:
         reading = pool.submit(ImageFacts.load, docker_client, app_image)
