@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -412,3 +413,29 @@ def test_built_lock_without_built_wheels_pins_nothing() -> None:
     text = wheelhouse.built_lock([])
     assert "--hash=" not in text and all(ln.startswith("#") or not ln
                                          for ln in text.splitlines())
+
+
+def test_detect_target_is_read_once_per_image_id(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The base's Python tags are read by running it once per image id: a second build of the
+    same base reads them from the state dir; another id, or a damaged file, runs it again."""
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(wheelhouse, "STATE_DIR", tmp_path)
+    runs: list[str] = []
+    ids = {"base:1": "sha256:aaa", "base:2": "sha256:bbb"}
+
+    def run(image: str, *args: Any, **kwargs: Any) -> bytes:
+        runs.append(image)
+        return b"cpython 3.11.2 linux-x86_64 glibc 2.36"
+
+    cli = SimpleNamespace(images=SimpleNamespace(get=lambda ref: SimpleNamespace(id=ids[ref])),
+                          containers=SimpleNamespace(run=run))
+    first = wheelhouse.detect_target("base:1", cli, {})
+    assert wheelhouse.detect_target("base:1", cli, {}) == first
+    assert runs == ["base:1"] and first.key == "cp311-glibc2.36-x86_64"
+    wheelhouse.detect_target("base:2", cli, {})
+    assert runs == ["base:1", "base:2"]
+    (tmp_path / "targets" / "sha256-aaa.json").write_text("{not json")
+    assert wheelhouse.detect_target("base:1", cli, {}) == first
+    assert runs == ["base:1", "base:2", "base:1"]
