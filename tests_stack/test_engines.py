@@ -222,6 +222,14 @@ def prune() -> str:
     return proc.stdout
 
 
+def attach_dirs(pid: int) -> list[Path]:
+    """The stack descriptions (``<tmp>/imagegate-attach-*``) of the gate process ``pid``."""
+    from imagegate.gate import ATTACH_PREFIX
+
+    return [d for d in Path(tempfile.gettempdir()).glob(f"{ATTACH_PREFIX}*")
+            if (d / "owner").is_file() and f":{pid}:" in f"{(d / 'owner').read_text()}:"]
+
+
 def all_ready(*running: Gate) -> None:
     """Wait until every gate holds in its stack stage (its stack up and answering)."""
     wait_until(lambda: all([g.ready() for g in running]), timeout=GATE_TIMEOUT, interval=0.5,
@@ -290,9 +298,12 @@ def test_gates_share_the_engine_and_a_killed_one_is_pruned(
     victim.wait(timeout=60)
     left = footprint(docker_client, prefix_v)
     assert left.containers and left.networks, f"the kill left nothing to prune: {left}"
+    described = attach_dirs(victim.proc.pid)  # its shared stack's description: secrets
+    assert described, "the killed gate left no stack description to prune (was one made?)"
     pruned = prune()
     assert f"session {victim.held}:" in pruned, pruned
     assert footprint(docker_client, prefix_v).names == frozenset(), pruned
+    assert attach_dirs(victim.proc.pid) == [] and str(described[0]) in pruned, pruned
     assert footprint(docker_client, a.held) == held["a"], pruned
     assert footprint(docker_client, b.held) == held["b"], pruned
 
@@ -479,6 +490,23 @@ def test_gate_through_another_docker_host(alt_engine: tuple[SocketProxy, str, st
     assert any(re.match(r"POST /v[\d.]+/containers/.+/exec", r) for r in requests_seen), \
         "no exec (testinfra) went through DOCKER_HOST"
     docker_client.images.remove(ref, noprune=True)
+    assert leftovers() == []
+
+
+def test_sigterm_to_the_gate_takes_its_stack_down(sample: Path, gates: Gates,
+                                                  docker_client: Any,
+                                                  leftovers: Callable[[], list[str]]) -> None:
+    """SIGTERM to the gate alone (a CI job cancelled) while its stages hold the stack it brought
+    up: it stops its pytest runs, takes its stack down, removes the stack's description, and
+    exits 130 saying it was interrupted; nothing of it is left, no prune needed."""
+    gate = gates.start("term", sample)
+    all_ready(gate)
+    assert attach_dirs(gate.proc.pid), "no stack description while the gate holds its stack"
+    os.kill(gate.proc.pid, signal.SIGTERM)
+    assert gate.wait(timeout=120) == 130, gate.output[-3000:]
+    assert "imagegate gate: interrupted" in gate.output, gate.output[-3000:]
+    assert footprint(docker_client, gate.held.split("-")[0]).names == frozenset()
+    assert attach_dirs(gate.proc.pid) == []
     assert leftovers() == []
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -24,7 +25,14 @@ from imagegate.build import pipeline
 from imagegate.checks.stack import built
 from imagegate.config import settings as settings_mod
 from imagegate.config.settings import Settings
-from imagegate.engine import client, ensure_engine, new_session_id, write_atomic
+from imagegate.engine import (
+    PID_LABEL,
+    client,
+    ensure_engine,
+    new_session_id,
+    session_labels,
+    write_atomic,
+)
 from imagegate.errors import BuildFailed, ImagegateError, UsageError
 from imagegate.facts.policy import created_by
 from imagegate.proc import run
@@ -420,12 +428,13 @@ class Gate:
         yields the private directory that describes it (``--imagegate-attach``; see
         :func:`imagegate.pytest_plugin.stack.gate_stack`). The project's stack suite is not
         given it: its tests may stop, restart or fill what they use, so it has its own."""
-        import shutil
         import tempfile
 
         from imagegate.pytest_plugin.stack import ATTACH_ENV, gate_stack, write_private
 
-        where = Path(tempfile.mkdtemp(prefix="imagegate-attach-"))  # 0700: secrets inside
+        where = Path(tempfile.mkdtemp(prefix=ATTACH_PREFIX))  # 0700: secrets inside
+        # whose it is: `imagegate prune` removes the directory of a gate that was killed
+        (where / "owner").write_text(session_labels(self.session)[PID_LABEL])
         built = {svc: result.image_id for svc, result in self.built_services.items()}
         try:
             with contextlib.ExitStack() as up:
@@ -488,6 +497,28 @@ class Gate:
         self._say(f"pushed {pushed.pinned}", force=True)
 
 
+#: Where a gate describes its shared stack to its pytest runs (``<tmp>/imagegate-attach-*``).
+ATTACH_PREFIX = "imagegate-attach-"
+
+
+def stale_attach_dirs() -> list[Path]:
+    """Stack descriptions (they hold secrets) whose gate on this host has ended: a gate killed
+    (SIGKILL) could not remove its own."""
+    import tempfile
+
+    from imagegate.engine import owner_alive
+
+    stale = []
+    for where in Path(tempfile.gettempdir()).glob(f"{ATTACH_PREFIX}*"):
+        try:
+            owner = (where / "owner").read_text().strip()
+        except OSError:
+            continue  # not ours, or still being made
+        if owner_alive(owner) is False:
+            stale.append(where)
+    return sorted(stale)
+
+
 class _Stopped(Exception):
     """A stage's pytest runs were stopped because a stage beside it went red."""
 
@@ -538,12 +569,16 @@ def lint_only(settings: Settings) -> list[Finding]:
 
 
 def prune(*, images: bool, echo: Callable[[str], None] = print) -> None:
-    """Remove objects of dead sessions, and with ``images`` every image the harness labelled."""
+    """Remove objects of dead sessions (and the private directories of dead gates), and with
+    ``images`` every image the harness labelled."""
     from imagegate.engine import IMAGE_LABEL, cleanup_session, stale_sessions
 
     cli = client()
     for session in sorted(stale_sessions(cli)):
         echo(f"session {session}: removed {cleanup_session(session, cli)}")
+    for where in stale_attach_dirs():
+        shutil.rmtree(where, ignore_errors=True)
+        echo(f"{where}: removed (the stack description of a gate that ended without cleaning up)")
     if images:
         for image in cli.images.list(filters={"label": f"{IMAGE_LABEL}=true"}):
             try:
