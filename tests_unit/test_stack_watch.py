@@ -142,3 +142,38 @@ def test_the_crash_line_is_the_services_not_composes(tmp_path: Path,
     said = watch(stack, FakeContainer("web", "exited", 3))
     assert said.endswith("(last log line: [2026-12-03 19:00:01 +0000] [1] [ERROR] Reason: "
                          "Worker failed to boot.)"), said
+
+
+def test_gate_stack_that_cannot_come_up_is_described_not_raised(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gate's shared stack failing in the engine's own words (not an imagegate error) is
+    written for the pytest runs as a stack that did not come up, naming the error; the gate
+    does not crash, and the runs are never left waiting for the description."""
+    import importlib
+    import json
+    from types import SimpleNamespace
+
+    import docker.errors
+
+    from imagegate.config.settings import Settings
+
+    # the module (``imagegate.pytest_plugin.stack`` as an attribute is the ``stack`` fixture)
+    fixtures = importlib.import_module("imagegate.pytest_plugin.stack")
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise docker.errors.NotFound("No such container: 88daa159bad6")
+
+    monkeypatch.setattr("imagegate.config.project.gate_interpolation",
+                        lambda *a, **k: SimpleNamespace(env={}, env_file=None))
+    monkeypatch.setattr("imagegate.model.compose.Model.load", lambda *a, **k: object())
+    monkeypatch.setattr("imagegate.build.pipeline.redis_image", lambda: "redis")
+    monkeypatch.setattr(fixtures, "gate_overrides", lambda *a, **k: [])
+    monkeypatch.setattr(fixtures, "_start", refuse)
+    (tmp_path / fixtures.ATTACH_ENV).write_text("{}")
+    settings = Settings(project_dir=tmp_path, compose_file="compose.yml", web_service="web",
+                        web_port=8000)
+    with fixtures.gate_stack(None, settings, "igtest", "sha256:abc", {}, tmp_path):
+        described = json.loads((tmp_path / fixtures.ATTACH_STACK).read_text())
+    assert described["ok"] is False
+    assert described["message"] == ("the gate's stack did not come up: NotFound: "
+                                    "No such container: 88daa159bad6")

@@ -361,6 +361,10 @@ def gate_stack(cli: Any, settings: Settings, session: str, image: str,
                     env_file=env_file, serve=serving(settings)))
             except ImagegateError as exc:
                 described = {"ok": False, "message": exc.message, "detail": exc.detail}
+            except Exception as exc:  # the engine's or compose's own: still a verdict, not a crash
+                described = {"ok": False, "detail": "",
+                             "message": f"the gate's stack did not come up: "
+                                        f"{type(exc).__name__}: {str(exc)[:300]}"}
             else:
                 probe = running.probe
                 described = {
