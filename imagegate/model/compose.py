@@ -590,6 +590,28 @@ def _loopback(port: Mapping[str, Any]) -> dict[str, Any]:
 #: (:func:`imagegate.pytest_plugin.fast_healthcheck`) probes as often.
 GATE_HEALTH_INTERVAL_S = 1
 GATE_HEALTH_INTERVAL = f"{GATE_HEALTH_INTERVAL_S}s"
+#: How many times faster the gate probes a service another one waits for to be healthy
+#: (``depends_on: condition: service_healthy``: Redis, a database): nothing of the project starts
+#: before its first passing probe, which Docker 20.10 runs a whole interval after the start (no
+#: ``start_interval``). Its retries are multiplied alike, so it is declared unhealthy exactly as
+#: late as at :data:`GATE_HEALTH_INTERVAL`. Such checks are cheap (``redis-cli ping``,
+#: ``pg_isready``).
+AWAITED_HEALTH_SPEEDUP = 4
+
+
+def awaited_healthy(model: Model) -> set[str]:
+    """The services another service waits for with ``condition: service_healthy``."""
+    return {dep for other in model.services for dep, condition in model.depends_on(other).items()
+            if condition == "service_healthy"}
+
+
+def _seconds(duration: str) -> float:
+    """A compose duration (``1s``, ``500ms``, ``1m30s``) in seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6, "ns": 1e-9}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|ns)", duration)
+    if not parts or "".join(n + u for n, u in parts) != duration:
+        raise UsageError(f"not a duration: {duration!r} (expected e.g. 1s, 500ms)")
+    return sum(float(n) * units[u] for n, u in parts)
 
 
 def gate_override(model: Model, *, tested_image: str, gated: Iterable[str],
@@ -605,7 +627,9 @@ def gate_override(model: Model, *, tested_image: str, gated: Iterable[str],
     * ``labels`` on every service and on the networks and volumes the project creates;
     * a fixed ``container_name`` is dropped (compose names the container after the project);
     * every service in ``built`` (service → image id: the gate built its own ``build:``, as
-      compose would) runs that image, pinned like the tested one.
+      compose would) runs that image, pinned like the tested one;
+    * a healthcheck is probed every ``health_interval``; a service another waits for to be
+      healthy, :data:`AWAITED_HEALTH_SPEEDUP` times as often with as many times the retries.
 
     ``tested_image`` may be the image id (``sha256:<64 hex>``, what compose v5 runs as is against
     a 20.10 engine) or a local tag. The text is JSON with YAML tags, which compose reads as YAML.
@@ -621,6 +645,7 @@ def gate_override(model: Model, *, tested_image: str, gated: Iterable[str],
         raise UsageError("gate_override: the tested image is needed to pin "
                          f"{', '.join(pinned)}")
     lab = {str(k): str(v).replace("$", "$$") for k, v in labels.items()}
+    awaited = awaited_healthy(model)
     services: dict[str, Any] = {}
     for name in model.services:
         spec: dict[str, Any] = {}
@@ -637,6 +662,10 @@ def gate_override(model: Model, *, tested_image: str, gated: Iterable[str],
         check = model.service(name).get("healthcheck") or {}
         if health_interval and check.get("test") and not check.get("disable"):
             spec["healthcheck"] = {"interval": health_interval}
+            if name in awaited:
+                seconds = _seconds(health_interval) / AWAITED_HEALTH_SPEEDUP
+                retries = int(check.get("retries") or 3) * AWAITED_HEALTH_SPEEDUP
+                spec["healthcheck"] = {"interval": f"{seconds * 1000:g}ms", "retries": retries}
         if lab:
             spec["labels"] = lab
         services[name] = spec
