@@ -150,8 +150,9 @@ def test_wait_ready_with_healthcheck_waits_for_healthy(
 def test_time_to_healthy_asked_long_after(
         docker_client: Any, imagegate_session: str, build: Callable[..., str]) -> None:
     """Asked once the engine's health log (its last 5 probes) no longer holds the first passing
-    one, the time to healthy is the same: read from the engine's health event, not the log (a
-    check asked late, after other checks ran, must not see a healthy start as a late one)."""
+    one, the time to healthy is the same: read from the engine's health event, not the log, and
+    kept (the engine holds its last 256 events only, gone within seconds on a busy engine): a
+    check asked late, after other checks ran, must not see a healthy start as a late one."""
     image = build(HEALTHY)
     with running(docker_client, image, imagegate_session, env={}, port=PORT) as ctr:
         ctr.wait_ready("/", timeout=30)

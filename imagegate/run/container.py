@@ -12,7 +12,7 @@ import contextlib
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,6 +58,8 @@ class RunningContainer:
     probe_get: Callable[[str], Any] | None = None
     #: Why :attr:`url` is empty although the port is published (this machine cannot reach it).
     unreachable: str = ""
+    #: Seconds to healthy once read from the engine's event, by the start it counts from.
+    _to_healthy: dict[str, float] = field(default_factory=dict, repr=False)
 
     def get(self, path: str, timeout: float = 5.0) -> Any:
         """``GET path`` on the web port: through the probe when there is one, else through the
@@ -166,6 +168,10 @@ class RunningContainer:
         turned healthy shows only recent ones. The health log where events cannot be read."""
         self.container.reload()
         state = self.container.attrs["State"]
+        if state["StartedAt"] in self._to_healthy:
+            # the engine keeps its last 256 events only: on a busy engine (every probe and exec
+            # is three) the event is gone within seconds, so it is read once and kept
+            return self._to_healthy[state["StartedAt"]]
         started = engine_time(state["StartedAt"])
         with contextlib.suppress(Exception):  # an engine without the events API: the log
             since = int(started.replace(tzinfo=UTC).timestamp())
@@ -176,7 +182,8 @@ class RunningContainer:
                        if str(e.get("Action") or e.get("status")).endswith(": healthy")]
             if healthy:
                 at = datetime.fromtimestamp(min(healthy) / 1e9, UTC).replace(tzinfo=None)
-                return (at - started).total_seconds()
+                self._to_healthy[state["StartedAt"]] = (at - started).total_seconds()
+                return self._to_healthy[state["StartedAt"]]
         passing = [e for e in state.get("Health", {}).get("Log", []) or [] if e["ExitCode"] == 0]
         if not passing:
             return None
