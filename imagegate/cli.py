@@ -103,18 +103,15 @@ def cmd_gate(args: argparse.Namespace) -> int:
     s = _settings(args)
     # CI cancelling a job sends SIGTERM: unwind like Ctrl-C, so the stack the gate brought up
     # goes down and its pytest runs clean up (they turn SIGTERM into the same)
-    signal.signal(signal.SIGTERM, _interrupted)
+    from imagegate.proc import interrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
     result = Gate(s, GateOptions(push=args.push, quiet=args.quiet,
                                  pytest_args=tuple(args.pytest_arg))).run()
     verdict = "PASSED" if result.exit_code == 0 else "FAILED"
     print(f"imagegate gate: {verdict} in {result.seconds:.1f}s"
           + (f", pushed {result.pushed['ref']}@{result.pushed['digest']}" if result.pushed else ""))
     return result.exit_code
-
-
-def _interrupted(signum: int, frame: Any) -> None:
-    """SIGTERM unwinds like Ctrl-C: every ``finally`` of the gate still runs."""
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def cmd_lint(args: argparse.Namespace) -> int:

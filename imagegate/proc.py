@@ -6,7 +6,7 @@ import os
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from imagegate.errors import CommandFailed, ImagegateError
 
@@ -85,6 +85,12 @@ def wait_until(
             seen = describe() if describe else last
             raise WaitTimeout(f"{what}: not true after {timeout:g}s (last seen: {seen})")
         time.sleep(min(interval, remaining))
+
+
+def interrupt(signum: int, frame: Any) -> None:
+    """A signal handler: SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so every ``finally``
+    and fixture teardown still runs (the gate's CLI and the pytest plugin install it)."""
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def git(root: str | os.PathLike[str], *args: str, timeout: float = 10) -> str:

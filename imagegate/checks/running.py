@@ -34,8 +34,7 @@ class Running:
     def fact(self, read: Callable[..., Any], *args: Any) -> Any:
         """``read(container, *args)`` (a :mod:`~imagegate.facts.runtime` reader): its answer
         read ahead, side by side with the others (:func:`read_ahead`), when it was."""
-        ahead = self._ahead.get((read.__name__, *args))
-        return ahead.result() if ahead is not None else read(self.container, *args)
+        return fact(self._ahead, read, self.container, *args)
 
     @property
     def container(self) -> Any:
@@ -51,6 +50,14 @@ class Running:
     def image_facts(self) -> Any:
         """The image's :class:`~imagegate.facts.policy.ImageFacts`."""
         return self._need("image_facts")
+
+
+def fact(ahead: Mapping[tuple[Any, ...], Future[Any]], read: Callable[..., Any], container: Any,
+         *args: Any) -> Any:
+    """``read(container, *args)``, answered from ``ahead`` (:func:`read_ahead`) when it was read
+    there, else read now."""
+    future = ahead.get((read.__name__, *args))
+    return future.result() if future is not None else read(container, *args)
 
 
 def read_ahead(container: Any, interpreter: str | None,

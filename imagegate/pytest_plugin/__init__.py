@@ -29,6 +29,7 @@ from imagegate.config.settings import Settings
 from imagegate.engine import cleanup_session, ensure_engine, new_session_id
 from imagegate.errors import ImagegateError
 from imagegate.model.compose import GATE_HEALTH_INTERVAL_S
+from imagegate.proc import interrupt
 from imagegate.pytest_plugin.stack import (  # noqa: F401  (fixtures: every project gets them)
     attached,
     compose_model,
@@ -110,7 +111,7 @@ class State:
     def catch_sigterm(self) -> None:
         """From now on SIGTERM (CI cancelling a job) unwinds like Ctrl-C: finalizers run."""
         if self._old_sigterm is None and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            self._old_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+            self._old_sigterm = signal.signal(signal.SIGTERM, interrupt)
 
     def restore_sigterm(self) -> None:
         """Put back the SIGTERM handler that was there before."""
@@ -159,11 +160,6 @@ class Readiness:
             return cls(False, message=exc.message, detail=exc.detail)
         return cls(True, seconds, to_healthy=ctr.seconds_to_healthy()
                    if ctr.has_healthcheck() else None)
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    """SIGTERM unwinds like Ctrl-C, so every finalizer still runs."""
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -745,10 +741,10 @@ def flask_app(request: pytest.FixtureRequest, ready_container: Any, app_interpre
     it (:func:`imagegate.checks.flask.app_facts`): an ``AppFacts`` whose ``why`` says why not,
     when it could not be found or loaded. The key never leaves the container."""
     from imagegate.checks.flask import app_facts
-    from imagegate.checks.running import Running
+    from imagegate.checks.running import fact
 
-    return Running(ready_container, None, request.getfixturevalue,
-                   request.getfixturevalue("run_facts_ahead")).fact(app_facts, app_interpreter)
+    return fact(request.getfixturevalue("run_facts_ahead"), app_facts, ready_container.container,
+                app_interpreter)
 
 
 @pytest.fixture(scope="session")

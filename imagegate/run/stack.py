@@ -484,12 +484,10 @@ def _up_with_probe(stack: Stack, service: str, probing: contextlib.ExitStack,
     up_ended = threading.Event()
 
     def created() -> Any:
-        import docker.errors
-
         while True:
             try:
                 return stack.container(service)
-            except (StackNotHealthy, docker.errors.NotFound):
+            except StackNotHealthy:  # not created yet (one gone before its inspect is skipped)
                 if up_ended.is_set():
                     raise
                 up_ended.wait(0.1)
